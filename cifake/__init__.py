@@ -1,0 +1,28 @@
+"""cifake: detectors of AI-generated images trained on CIFAKE (FAKE = 1 everywhere).
+
+The public API is imported lazily so that ``import cifake`` (and ``cifake --help``) never pays for
+TensorFlow: ``load_config``, ``build_model``, ``make_datasets``, ``train``, ``evaluate``.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__version__ = "0.1.0"
+
+_API = {
+    "load_config": "config",
+    "build_model": "models",
+    "make_datasets": "data",
+    "train": "train",
+    "evaluate": "evaluate",
+}
+__all__ = ["__version__", *_API]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _API:
+        module = importlib.import_module(f".{_API[name]}", __name__)
+        return getattr(module, name)
+    raise AttributeError(f"module 'cifake' has no attribute {name!r}")

@@ -1,0 +1,218 @@
+"""The ``cifake`` command: argument parsing and the exit-code policy, nothing else.
+
+Each subcommand calls one function of the package. TensorFlow is imported only inside the
+subcommands that need it, so ``cifake --help`` and ``cifake SUB --help`` are instant.
+
+Exit codes (one place for all subcommands): 0 success; 2 user error (one line per problem on
+stderr, no traceback unless ``--debug``); 1 anything unexpected; 130 interrupted (Ctrl-C).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import traceback
+from collections.abc import Callable
+
+from . import __version__
+from .errors import UserError
+
+LABELS_NOTE = "Labels: FAKE = 1 is the positive class everywhere (P(FAKE), precision, recall, CSV columns)."
+OVERRIDES_HELP = "config overrides as key=value, applied after --config (e.g. train.epochs=3 data.fraction=0.1)"
+
+
+class _Formatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+    pass
+
+
+def _sub(subs, name: str, help: str, description: str, example: str) -> argparse.ArgumentParser:
+    p = subs.add_parser(
+        name,
+        help=help,
+        description=f"{description}\n\n{LABELS_NOTE}",
+        epilog=f"example:\n  {example}",
+        formatter_class=_Formatter,
+    )
+    # --debug is accepted after the subcommand too; SUPPRESS keeps the global value when absent.
+    p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks")
+    return p
+
+
+def _add_config_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", metavar="FILE.yaml", default=None, help="YAML recipe (see configs/); defaults apply without one")
+    p.add_argument("overrides", nargs="*", metavar="key=value", help=OVERRIDES_HELP)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="cifake",
+        description=(
+            "Train, evaluate and use detectors of AI-generated images on CIFAKE "
+            "(CIFAR-10 photos = REAL, Stable Diffusion 1.4 images = FAKE, 32x32).\n\n" + LABELS_NOTE
+        ),
+        epilog=(
+            "examples:\n"
+            "  cifake download --archive cifake.zip      # or: cifake download (Kaggle)\n"
+            "  cifake train --config configs/small_cnn.yaml train.epochs=5\n"
+            "  cifake evaluate runs/small_cnn\n"
+            "  cifake predict photos/ --out predictions.csv"
+        ),
+        formatter_class=_Formatter,
+    )
+    parser.add_argument("--version", action="version", version=f"cifake {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks and TensorFlow's own logging")
+    subs = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    p = _sub(
+        subs, "download", "fetch CIFAKE from Kaggle, or import a zip you already have",
+        "Fetch birdy654/cifake-real-and-ai-generated-synthetic-images with the official Kaggle client\n"
+        "(kagglehub), or import a local zip with --archive (no network). The data is extracted to a\n"
+        "temporary folder, verified (counts, every JPEG decodes) and only then moved into place.\n"
+        "Credentials, first found wins: KAGGLE_API_TOKEN, ~/.kaggle/access_token,\n"
+        "KAGGLE_USERNAME + KAGGLE_KEY, ~/.kaggle/kaggle.json.",
+        "cifake download --archive ~/Downloads/archive.zip --data-dir data/cifake",
+    )
+    p.add_argument("--data-dir", default="data/cifake", help="where {train,test}/{REAL,FAKE} will live (config key data.dir)")
+    p.add_argument("--archive", metavar="PATH.zip", help="import this zip instead of downloading (full Kaggle zip or train-only)")
+    p.add_argument("--force", action="store_true", help="replace a complete dataset that is already there")
+    p.add_argument("--verify", action="store_true", help="only re-check an existing folder and list what is wrong")
+
+    p = _sub(
+        subs, "train", "train a detector from a YAML recipe",
+        "Train a model and write a run directory (runs/NAME; NAME-2, ... if taken) holding config.yaml,\n"
+        "results.csv (one row per epoch), best.keras, last.keras, metrics.json and curves.png.\n"
+        "Precedence: defaults < --config FILE < key=value overrides. Ctrl-C saves and prints the\n"
+        "command that resumes.",
+        "cifake train --config configs/small_cnn.yaml train.epochs=3 --name quick",
+    )
+    _add_config_args(p)
+    p.add_argument("--name", help="run directory name (config key train.name; default: the config file's stem)")
+    p.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run; only train.epochs may change")
+    p.add_argument("--summary", action="store_true", help="print the model's layers and parameters, then exit")
+
+    p = _sub(
+        subs, "evaluate", "metrics, per-class accuracy and plots for a checkpoint",
+        "Evaluate a .keras model (or a run directory: its best.keras) on a split of data.dir and write\n"
+        "metrics.json and plots next to the checkpoint.",
+        "cifake evaluate runs/small_cnn --split val",
+    )
+    p.add_argument("checkpoint", help=".keras file or run directory")
+    p.add_argument("--data-dir", default=None, help="dataset root (default: the run's data.dir, else data/cifake)")
+    p.add_argument("--split", choices=("test", "val", "train"), default=None, help="default: test if present, else val")
+    p.add_argument("--threshold", type=float, default=None, help="P(FAKE) at or above which an image is FAKE (default 0.5)")
+    p.add_argument("--no-plots", dest="plots", action="store_false", help="skip the figures")
+    p.add_argument("--batch-size", type=int, default=1024, help="images per model call")
+
+    p = _sub(
+        subs, "predict", "score your own images: P(FAKE) per file",
+        "Score image files and folders (searched recursively). Any format Pillow reads; images are\n"
+        "converted to RGB and resized to 32x32 with bicubic resampling, as CIFAR-10-sized data is.",
+        "cifake predict photo.jpg more_photos/ --out predictions.csv",
+    )
+    p.add_argument("paths", nargs="+", metavar="PATH", help="image files or folders")
+    p.add_argument("--model", default=None, help=".keras file or run directory (default: the detector shipped with cifake)")
+    p.add_argument("--out", metavar="FILE.csv", help="write path,p_fake,label rows here instead of printing a table")
+    p.add_argument("--threshold", type=float, default=None, help="P(FAKE) at or above which an image is FAKE (default 0.5)")
+    p.add_argument("--batch-size", type=int, default=1024, help="images per model call")
+
+    p = _sub(
+        subs, "config", "print the resolved config as YAML (or the reference of every key)",
+        "Print the config that defaults, --config and overrides resolve to. The output is valid\n"
+        "YAML that loads back to the same config.",
+        "cifake config --config configs/small_cnn.yaml train.lr=2e-3",
+    )
+    _add_config_args(p)
+    p.add_argument("--reference", action="store_true", help="list every key with its default and meaning")
+    p.add_argument("--summary", action="store_true", help="also build the model and print its layers")
+    return parser
+
+
+# --- subcommand handlers -------------------------------------------------------------------------
+
+
+def _cmd_config(args: argparse.Namespace) -> int:
+    from .config import load_config, reference
+
+    if args.reference:
+        rows = reference()
+        width = max(len(k) for k, _, _ in rows)
+        for key, default, text in rows:
+            print(f"{key:<{width}}  {default:<14}  {text}")
+        return 0
+    cfg = load_config(args.config, args.overrides)
+    print(cfg.to_yaml(), end="")
+    if args.summary:
+        from .models import build_model, summary_text
+
+        print(summary_text(build_model(cfg.model)), file=sys.stderr)
+    return 0
+
+
+def _cmd_download(args: argparse.Namespace) -> int:
+    from . import download
+
+    return download.run(data_dir=args.data_dir, archive=args.archive, force=args.force, verify_only=args.verify)
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from . import train
+
+    return train.run_cli(config=args.config, overrides=args.overrides, name=args.name, resume=args.resume, summary=args.summary)
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from . import evaluate
+
+    return evaluate.run_cli(args)
+
+
+def _cmd_predict(args: argparse.Namespace) -> int:
+    from . import predict
+
+    return predict.run_cli(args)
+
+
+HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "config": _cmd_config,
+    "download": _cmd_download,
+    "train": _cmd_train,
+    "evaluate": _cmd_evaluate,
+    "predict": _cmd_predict,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:  # argparse: 0 for --help/--version, 2 for usage errors
+        return int(e.code or 0)
+    if not args.debug:
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    try:
+        return HANDLERS[args.command](args)
+    except UserError as e:
+        if args.debug:
+            traceback.print_exc()
+        for line in str(e).splitlines():
+            print(f"cifake {args.command}: error: {line}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"cifake {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as e:  # noqa: BLE001 - the policy: anything unexpected is exit 1
+        if args.debug:
+            traceback.print_exc()
+        else:
+            print(f"cifake {args.command}: unexpected error: {type(e).__name__}: {e} (run with --debug for the traceback)", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
+
+
+def main_exit() -> None:
+    """Console-script entry point: ``sys.exit(main())``."""
+    sys.exit(main())

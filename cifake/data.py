@@ -1,0 +1,292 @@
+"""tf.data pipelines for ``<data.dir>/{train,test}/{REAL,FAKE}``: decode once, keep uint8, feed fast.
+
+Contract: labels are REAL = 0, FAKE = 1 (set here, not by folder sort order). Images stay uint8 RGB
+32x32; the model normalises. Subsets and the validation split are seeded and stratified by label,
+drawn with NumPy's PCG64 over the sorted file list, so they are identical across runs and machines.
+
+Speed: JPEGs are decoded in a parallel tf.data pass (bad files are found by index, not by
+crashing), then kept as one uint8 array, optionally cached on disk (``<dir>/.cifake-cache``,
+keyed by the file list with sizes and mtimes). Training batches are gathered from that array by
+index; the order of epoch ``e`` depends only on (train.seed, e), so a resumed run sees exactly the
+batches an uninterrupted one would.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+import re
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .errors import UserError
+
+CLASS_NAMES = ("REAL", "FAKE")  # index = label; FAKE = 1 is the positive class
+IMAGE_SIZE = 32
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp")
+SUBJECTS = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+_SUBJECT_RE = re.compile(r" \((\d+)\)$")
+CACHE_DIRNAME = ".cifake-cache"
+
+
+def subject_of(path: str) -> int:
+    """CIFAR-10 class index from a CIFAKE file name: no suffix = 0 (airplane), ' (k)' = k - 1; -1 if unknown."""
+    match = _SUBJECT_RE.search(Path(path).stem)
+    if match is None:
+        return 0 if Path(path).stem.isdigit() else -1
+    k = int(match.group(1))
+    return k - 1 if 2 <= k <= 10 else -1
+
+
+@dataclass
+class Split:
+    """One split held in memory: ``images`` (N, 32, 32, 3) uint8, ``labels`` (N,) int32, ``paths``."""
+
+    images: np.ndarray
+    labels: np.ndarray
+    paths: list[str]
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def take(self, idx: np.ndarray) -> Split:
+        return Split(self.images[idx], self.labels[idx], [self.paths[i] for i in idx])
+
+    def counts(self) -> dict[str, int]:
+        return {name: int((self.labels == i).sum()) for i, name in enumerate(CLASS_NAMES)}
+
+
+def list_split(root: str | Path, split: str) -> tuple[list[str], np.ndarray]:
+    """Sorted image paths under ``root/split/{REAL,FAKE}`` and their labels (FAKE = 1)."""
+    paths: list[str] = []
+    labels: list[int] = []
+    for label, name in enumerate(CLASS_NAMES):
+        folder = Path(root) / split / name
+        if not folder.is_dir():
+            raise UserError(f"missing folder {folder} (expected {Path(root) / split}/{{REAL,FAKE}}; fetch the data with: cifake download)")
+        files = sorted(e.path for e in os.scandir(folder) if e.is_file() and e.name.lower().endswith(IMAGE_EXTENSIONS))
+        paths.extend(files)
+        labels.extend([label] * len(files))
+    return paths, np.asarray(labels, dtype=np.int32)
+
+
+def stratified_subset(labels: np.ndarray, fraction: float, seed: int) -> np.ndarray:
+    """Sorted indices of a seeded subset holding ``fraction`` of each label (at least one of each)."""
+    if fraction >= 1.0:
+        return np.arange(len(labels))
+    rng = np.random.default_rng(seed)
+    keep = []
+    for label in np.unique(labels):
+        idx = np.flatnonzero(labels == label)
+        keep.append(rng.permutation(idx)[: max(1, round(fraction * len(idx)))])
+    return np.sort(np.concatenate(keep))
+
+
+def stratified_split(labels: np.ndarray, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(train, val) sorted indices; ``val_fraction`` of each label goes to val (at least one)."""
+    rng = np.random.default_rng([seed, 1])
+    val = []
+    for label in np.unique(labels):
+        idx = np.flatnonzero(labels == label)
+        val.append(rng.permutation(idx)[: max(1, round(val_fraction * len(idx)))])
+    val_idx = np.sort(np.concatenate(val))
+    train_idx = np.setdiff1d(np.arange(len(labels)), val_idx)
+    return train_idx, val_idx
+
+
+# --- decoding ------------------------------------------------------------------------------------
+
+
+def decode_files(paths: list[str], *, batch: int = 2048, progress: bool = False) -> tuple[np.ndarray, list[int]]:
+    """Decode image files to (N, 32, 32, 3) uint8 in parallel; return the array and indices of bad files.
+
+    Any format TensorFlow decodes (JPEG, PNG, BMP, GIF first frame); other sizes are resized to 32x32
+    (bicubic, antialiased). A file that fails to read or decode is left zero and reported by index.
+    """
+    import tensorflow as tf
+
+    n = len(paths)
+    out = np.zeros((n, IMAGE_SIZE, IMAGE_SIZE, 3), np.uint8)
+    if n == 0:
+        return out, []
+
+    def load(i, path):
+        img = tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
+        shape = tf.shape(img)
+        img = tf.cond(
+            tf.logical_and(shape[0] == IMAGE_SIZE, shape[1] == IMAGE_SIZE),
+            lambda: img,
+            lambda: tf.cast(tf.clip_by_value(tf.round(tf.image.resize(img, [IMAGE_SIZE, IMAGE_SIZE], "bicubic", antialias=True)), 0, 255), tf.uint8),
+        )
+        return i, tf.ensure_shape(img, [IMAGE_SIZE, IMAGE_SIZE, 3])
+
+    ds = (
+        tf.data.Dataset.from_tensor_slices((np.arange(n, dtype=np.int64), np.asarray(paths, dtype=object).astype(str)))
+        .map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=False)
+        .ignore_errors()
+        .batch(batch)
+        .prefetch(2)
+    )
+    seen = np.zeros(n, bool)
+    bar = _progress(n, "decode", progress)
+    for idx, imgs in ds.as_numpy_iterator():
+        out[idx] = imgs
+        seen[idx] = True
+        bar(len(idx))
+    bar(0, done=True)
+    return out, np.flatnonzero(~seen).tolist()
+
+
+def _progress(total: int, what: str, enabled: bool):
+    """A tiny stderr progress line (tqdm would be overkill inside the data hot path)."""
+    state = {"n": 0}
+
+    def update(k: int, done: bool = False) -> None:
+        if not enabled:
+            return
+        state["n"] += k
+        end = "\n" if done else "\r"
+        print(f"  {what}: {state['n']:,}/{total:,} images ({100 * state['n'] / max(total, 1):.0f}%)", end=end, file=sys.stderr, flush=True)
+
+    return update
+
+
+def _cache_key(paths: list[str]) -> str:
+    h = hashlib.sha1()
+    for p in paths:
+        st = os.stat(p)
+        h.update(f"{p}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()[:16]
+
+
+def load_images(paths: list[str], root: str | Path, *, cache: bool, on_bad_file: str, progress: bool = True) -> tuple[np.ndarray, list[int]]:
+    """Decoded images for ``paths`` (from the on-disk cache when valid) and the indices of bad files.
+
+    ``on_bad_file='error'`` raises a UserError naming the files; ``'skip'`` returns them for removal.
+    """
+    cache_file = Path(root) / CACHE_DIRNAME / f"{_cache_key(paths)}.npz" if cache else None
+    if cache_file is not None and cache_file.is_file():
+        with np.load(cache_file) as z:
+            return z["images"], z["bad"].tolist()
+    images, bad = decode_files(paths, progress=progress and len(paths) > 5000)
+    if bad and on_bad_file == "error":
+        shown = ", ".join(paths[i] for i in bad[:5]) + (f" and {len(bad) - 5} more" if len(bad) > 5 else "")
+        raise UserError(f"{len(bad)} file(s) do not decode as images: {shown} (remove them, or set data.on_bad_file=skip)")
+    if cache_file is not None:
+        try:
+            cache_file.parent.mkdir(exist_ok=True)
+            tmp = cache_file.with_suffix(".tmp.npz")
+            np.savez(tmp, images=images, bad=np.asarray(bad, np.int64))
+            os.replace(tmp, cache_file)
+        except OSError as e:  # read-only dataset folder: carry on without a cache
+            print(f"note: could not write the decode cache ({e}); set data.cache=false to silence", file=sys.stderr)
+    return images, bad
+
+
+def load_split(data_cfg, split: str, *, progress: bool = True) -> Split:
+    """The (subset of the) split as a Split, bad files skipped or reported per ``data.on_bad_file``."""
+    paths, labels = list_split(data_cfg.dir, split)
+    if len(paths) == 0:
+        raise UserError(f"no images in {Path(data_cfg.dir) / split}/{{REAL,FAKE}} (fetch the data with: cifake download)")
+    keep = stratified_subset(labels, data_cfg.fraction, data_cfg.split_seed)
+    paths = [paths[i] for i in keep]
+    labels = labels[keep]
+    images, bad = load_images(paths, data_cfg.dir, cache=data_cfg.cache, on_bad_file=data_cfg.on_bad_file, progress=progress)
+    if bad:
+        print(f"warning: skipped {len(bad)} file(s) that do not decode, e.g. {paths[bad[0]]}", file=sys.stderr)
+        good = np.setdiff1d(np.arange(len(paths)), bad)
+        return Split(images, labels, paths).take(good)
+    return Split(images, labels, paths)
+
+
+def load_splits(data_cfg, *, progress: bool = True) -> dict[str, Split]:
+    """{"train", "val"} from train (stratified by ``data.val_fraction``), plus "test" when present."""
+    full = load_split(data_cfg, "train", progress=progress)
+    train_idx, val_idx = stratified_split(full.labels, data_cfg.val_fraction, data_cfg.split_seed)
+    splits = {"train": full.take(train_idx), "val": full.take(val_idx)}
+    if all((Path(data_cfg.dir) / "test" / name).is_dir() for name in CLASS_NAMES):
+        splits["test"] = load_split(data_cfg, "test", progress=progress)
+    return splits
+
+
+# --- tf.data -------------------------------------------------------------------------------------
+
+
+def _augment(images, seed, flip: bool, shift: int):
+    """Per-image random flip and translation (reflect padding) on a uint8 batch, stateless."""
+    import tensorflow as tf
+
+    b = tf.shape(images)[0]
+    if flip:
+        coin = tf.random.stateless_uniform([b], seed=seed) < 0.5
+        images = tf.where(coin[:, None, None, None], tf.reverse(images, axis=[2]), images)
+    if shift > 0:
+        padded = tf.pad(images, [[0, 0], [shift, shift], [shift, shift], [0, 0]], mode="REFLECT")
+        offsets = tf.random.stateless_uniform([2, b], seed=seed + [0, 1], minval=0, maxval=2 * shift + 1, dtype=tf.int32)
+        grid = tf.range(IMAGE_SIZE)[None, :]
+        images = tf.gather(padded, offsets[0][:, None] + grid, axis=1, batch_dims=1)
+        images = tf.gather(images, offsets[1][:, None] + grid, axis=2, batch_dims=1)
+    return images
+
+
+def train_dataset(split: Split, batch_size: int, *, seed: int, epochs: int, initial_epoch: int = 0, flip: bool = False, shift: int = 0):
+    """Batches for epochs ``initial_epoch .. epochs-1``, ``ceil(N / batch_size)`` steps each.
+
+    Epoch ``e`` is a permutation seeded by (seed, e); augmentation is seeded by (seed, e, step).
+    """
+    import tensorflow as tf
+
+    n = len(split)
+    steps = math.ceil(n / batch_size)
+    images = tf.constant(split.images)
+    labels = tf.constant(split.labels.astype(np.float32))
+
+    def epoch_batches(epoch):
+        perm = tf.random.experimental.stateless_shuffle(tf.range(n, dtype=tf.int64), seed=tf.stack([tf.cast(seed, tf.int64), epoch]))
+        return tf.data.Dataset.range(steps).map(lambda s: (epoch, s, perm[s * batch_size : (s + 1) * batch_size]))
+
+    def gather(epoch, step, idx):
+        x = tf.gather(images, idx)
+        if flip or shift:
+            x = _augment(x, tf.stack([epoch * 100_003 + step, tf.cast(seed, tf.int64)]), flip, shift)
+        return x, tf.gather(labels, idx)[:, None]
+
+    return (
+        tf.data.Dataset.range(initial_epoch, epochs)
+        .flat_map(epoch_batches)
+        .map(gather, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        .prefetch(tf.data.AUTOTUNE)
+    )
+
+
+def eval_dataset(split: Split, batch_size: int):
+    """Batches in file order (no shuffle, no augmentation): (images uint8, labels float (B, 1))."""
+    import tensorflow as tf
+
+    images = tf.constant(split.images)
+    labels = tf.constant(split.labels.astype(np.float32))
+    return (
+        tf.data.Dataset.range(0, len(split), batch_size)
+        .map(lambda s: (images[s : s + batch_size], labels[s : s + batch_size][:, None]), num_parallel_calls=tf.data.AUTOTUNE)
+        .prefetch(tf.data.AUTOTUNE)
+    )
+
+
+def make_datasets(config, *, initial_epoch: int = 0):
+    """(train, val, test-or-None) tf.data.Datasets for ``config`` (a cifake Config).
+
+    train yields ``train.epochs - initial_epoch`` epochs back to back (pass ``steps_per_epoch``
+    = ``ceil(len(train) / train.batch_size)`` to ``fit``); val and test are single passes.
+    """
+    splits = load_splits(config.data)
+    bs = config.train.batch_size
+    train = train_dataset(
+        splits["train"], bs, seed=config.train.seed, epochs=config.train.epochs, initial_epoch=initial_epoch,
+        flip=config.augment.flip, shift=config.augment.shift,
+    )
+    test = eval_dataset(splits["test"], bs) if "test" in splits else None
+    return train, eval_dataset(splits["val"], bs), test
