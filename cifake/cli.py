@@ -40,7 +40,9 @@ def _sub(subs, name: str, help: str, description: str, example: str) -> argparse
 
 
 def _add_config_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--config", metavar="FILE.yaml", default=None, help="YAML recipe (see configs/); defaults apply without one")
+    p.add_argument(
+        "--config", metavar="FILE.yaml", default=None, help="YAML recipe (see configs/); defaults apply without one"
+    )
     p.add_argument("overrides", nargs="*", metavar="key=value", help=OVERRIDES_HELP)
 
 
@@ -65,7 +67,9 @@ def build_parser() -> argparse.ArgumentParser:
     subs = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     p = _sub(
-        subs, "download", "fetch CIFAKE from Kaggle, or import a zip you already have",
+        subs,
+        "download",
+        "fetch CIFAKE from Kaggle, or import a zip you already have",
         "Fetch birdy654/cifake-real-and-ai-generated-synthetic-images with the official Kaggle client\n"
         "(kagglehub), or import a local zip with --archive (no network). The data is extracted to a\n"
         "temporary folder, verified (counts, every JPEG decodes) and only then moved into place.\n"
@@ -73,13 +77,19 @@ def build_parser() -> argparse.ArgumentParser:
         "KAGGLE_USERNAME + KAGGLE_KEY, ~/.kaggle/kaggle.json.",
         "cifake download --archive ~/Downloads/archive.zip --data-dir data/cifake",
     )
-    p.add_argument("--data-dir", default="data/cifake", help="where {train,test}/{REAL,FAKE} will live (config key data.dir)")
-    p.add_argument("--archive", metavar="PATH.zip", help="import this zip instead of downloading (full Kaggle zip or train-only)")
+    p.add_argument(
+        "--data-dir", default="data/cifake", help="where {train,test}/{REAL,FAKE} will live (config key data.dir)"
+    )
+    p.add_argument(
+        "--archive", metavar="PATH.zip", help="import this zip instead of downloading (full Kaggle zip or train-only)"
+    )
     p.add_argument("--force", action="store_true", help="replace a complete dataset that is already there")
     p.add_argument("--verify", action="store_true", help="only re-check an existing folder and list what is wrong")
 
     p = _sub(
-        subs, "train", "train a detector from a YAML recipe",
+        subs,
+        "train",
+        "train a detector from a YAML recipe",
         "Train a model and write a run directory (runs/NAME; NAME-2, ... if taken) holding config.yaml,\n"
         "results.csv (one row per epoch), best.keras, last.keras, metrics.json and curves.png.\n"
         "Precedence: defaults < --config FILE < key=value overrides. Ctrl-C saves and prints the\n"
@@ -92,7 +102,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--summary", action="store_true", help="print the model's layers and parameters, then exit")
 
     p = _sub(
-        subs, "evaluate", "metrics, per-class accuracy and plots for a checkpoint",
+        subs,
+        "evaluate",
+        "metrics, per-class accuracy and plots for a checkpoint",
         "Evaluate a .keras model (or a run directory: its best.keras) on a split of data.dir and write\n"
         "metrics.json and plots next to the checkpoint.",
         "cifake evaluate runs/small_cnn --split val",
@@ -100,24 +112,34 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("checkpoint", help=".keras file or run directory")
     p.add_argument("--data-dir", default=None, help="dataset root (default: the run's data.dir, else data/cifake)")
     p.add_argument("--split", choices=("test", "val", "train"), default=None, help="default: test if present, else val")
-    p.add_argument("--threshold", type=float, default=None, help="P(FAKE) at or above which an image is FAKE (default 0.5)")
+    p.add_argument(
+        "--threshold", type=float, default=None, help="P(FAKE) at or above which an image is FAKE (default 0.5)"
+    )
     p.add_argument("--no-plots", dest="plots", action="store_false", help="skip the figures")
     p.add_argument("--batch-size", type=int, default=1024, help="images per model call")
 
     p = _sub(
-        subs, "predict", "score your own images: P(FAKE) per file",
+        subs,
+        "predict",
+        "score your own images: P(FAKE) per file",
         "Score image files and folders (searched recursively). Any format Pillow reads; images are\n"
         "converted to RGB and resized to 32x32 with bicubic resampling, as CIFAR-10-sized data is.",
         "cifake predict photo.jpg more_photos/ --out predictions.csv",
     )
     p.add_argument("paths", nargs="+", metavar="PATH", help="image files or folders")
-    p.add_argument("--model", default=None, help=".keras file or run directory (default: the detector shipped with cifake)")
+    p.add_argument(
+        "--model", default=None, help=".keras file or run directory (default: the detector shipped with cifake)"
+    )
     p.add_argument("--out", metavar="FILE.csv", help="write path,p_fake,label rows here instead of printing a table")
-    p.add_argument("--threshold", type=float, default=None, help="P(FAKE) at or above which an image is FAKE (default 0.5)")
+    p.add_argument(
+        "--threshold", type=float, default=None, help="P(FAKE) at or above which an image is FAKE (default 0.5)"
+    )
     p.add_argument("--batch-size", type=int, default=1024, help="images per model call")
 
     p = _sub(
-        subs, "config", "print the resolved config as YAML (or the reference of every key)",
+        subs,
+        "config",
+        "print the resolved config as YAML (or the reference of every key)",
         "Print the config that defaults, --config and overrides resolve to. The output is valid\n"
         "YAML that loads back to the same config.",
         "cifake config --config configs/small_cnn.yaml train.lr=2e-3",
@@ -158,7 +180,9 @@ def _cmd_download(args: argparse.Namespace) -> int:
 def _cmd_train(args: argparse.Namespace) -> int:
     from . import train
 
-    return train.run_cli(config=args.config, overrides=args.overrides, name=args.name, resume=args.resume, summary=args.summary)
+    return train.run_cli(
+        config=args.config, overrides=args.overrides, name=args.name, resume=args.resume, summary=args.summary
+    )
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
@@ -185,11 +209,17 @@ HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     try:
-        args = parser.parse_args(argv)
+        # key=value overrides may come after options (`--name x train.epochs=3`): argparse leaves
+        # those as extras, which are taken as overrides where the subcommand has them.
+        args, extras = parser.parse_known_args(argv)
+        if extras and hasattr(args, "overrides") and all("=" in e and not e.startswith("-") for e in extras):
+            args.overrides = [*args.overrides, *extras]
+        elif extras:
+            parser.error(f"unrecognized arguments: {' '.join(extras)}")
     except SystemExit as e:  # argparse: 0 for --help/--version, 2 for usage errors
         return int(e.code or 0)
-    if not args.debug:
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if args.debug:
+        os.environ["CIFAKE_DEBUG"] = "1"  # tfutil then leaves TensorFlow's start-up logs alone
     try:
         return HANDLERS[args.command](args)
     except UserError as e:
@@ -198,14 +228,20 @@ def main(argv: list[str] | None = None) -> int:
         for line in str(e).splitlines():
             print(f"cifake {args.command}: error: {line}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # `cifake config | head`
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except KeyboardInterrupt:
         print(f"cifake {args.command}: interrupted", file=sys.stderr)
         return 130
-    except Exception as e:  # noqa: BLE001 - the policy: anything unexpected is exit 1
+    except Exception as e:
         if args.debug:
             traceback.print_exc()
         else:
-            print(f"cifake {args.command}: unexpected error: {type(e).__name__}: {e} (run with --debug for the traceback)", file=sys.stderr)
+            print(
+                f"cifake {args.command}: unexpected error: {type(e).__name__}: {e} (run with --debug for the traceback)",
+                file=sys.stderr,
+            )
         return 1
 
 

@@ -70,9 +70,7 @@ class TrainConfig:
     warmup_epochs: float = _f(0.0, "linear warm-up from 0 to lr (cosine; onecycle uses 30% of the run)", min=0)
     label_smoothing: float = _f(0.0, "binary label smoothing", min=0, max=0.5)
     early_stopping: int = _f(0, "stop after this many epochs without improving monitor; 0 = off", min=0)
-    monitor: str = _f(
-        "val_accuracy", "metric that picks best.keras", choices=("val_accuracy", "val_auc", "val_loss")
-    )
+    monitor: str = _f("val_accuracy", "metric that picks best.keras", choices=("val_accuracy", "val_auc", "val_loss"))
     seed: int = _f(0, "seed of weights, shuffling and augmentation (CPU runs are reproducible)", min=0)
     mixed_precision: str = _f("auto", "float16 compute on a capable GPU", choices=("auto", "on", "off"))
     distribute: str = _f("auto", "multi-GPU strategy", choices=("auto", "none", "mirrored"))
@@ -157,8 +155,14 @@ def _coerce(key: str, value: Any, typ: Any, meta: dict) -> Any:
             raise bad("a list of positive integers")
     choices = meta.get("choices")
     if choices and value not in choices:
-        raise ConfigError(f"{key}: got {value!r}; expected one of {', '.join(choices)}.{_suggest(str(value), list(choices))}")
-    for rule, ok, word in (("min", lambda v, r: v >= r, ">="), ("max", lambda v, r: v <= r, "<="), ("gt", lambda v, r: v > r, ">")):
+        raise ConfigError(
+            f"{key}: got {value!r}; expected one of {', '.join(choices)}.{_suggest(str(value), list(choices))}"
+        )
+    for rule, ok, word in (
+        ("min", lambda v, r: v >= r, ">="),
+        ("max", lambda v, r: v <= r, "<="),
+        ("gt", lambda v, r: v > r, ">"),
+    ):
         if rule in meta and not ok(value, meta[rule]):
             raise ConfigError(f"{key}: got {value!r}; expected a value {word} {meta[rule]}")
     return value
@@ -212,7 +216,9 @@ def read_yaml(path: str | Path) -> dict:
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise ConfigError(f"{path}: a config file must be a mapping of sections (data:, model:, train:), got a {type(data).__name__}")
+        raise ConfigError(
+            f"{path}: a config file must be a mapping of sections (data:, model:, train:), got a {type(data).__name__}"
+        )
     return data
 
 

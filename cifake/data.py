@@ -22,8 +22,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
 
 from .errors import UserError
+from .tfutil import import_tf
 
 CLASS_NAMES = ("REAL", "FAKE")  # index = label; FAKE = 1 is the positive class
 IMAGE_SIZE = 32
@@ -67,7 +69,9 @@ def list_split(root: str | Path, split: str) -> tuple[list[str], np.ndarray]:
     for label, name in enumerate(CLASS_NAMES):
         folder = Path(root) / split / name
         if not folder.is_dir():
-            raise UserError(f"missing folder {folder} (expected {Path(root) / split}/{{REAL,FAKE}}; fetch the data with: cifake download)")
+            raise UserError(
+                f"missing folder {folder} (expected {Path(root) / split}/{{REAL,FAKE}}; fetch the data with: cifake download)"
+            )
         files = sorted(e.path for e in os.scandir(folder) if e.is_file() and e.name.lower().endswith(IMAGE_EXTENSIONS))
         paths.extend(files)
         labels.extend([label] * len(files))
@@ -107,7 +111,7 @@ def decode_files(paths: list[str], *, batch: int = 2048, progress: bool = False)
     Any format TensorFlow decodes (JPEG, PNG, BMP, GIF first frame); other sizes are resized to 32x32
     (bicubic, antialiased). A file that fails to read or decode is left zero and reported by index.
     """
-    import tensorflow as tf
+    tf = import_tf()
 
     n = len(paths)
     out = np.zeros((n, IMAGE_SIZE, IMAGE_SIZE, 3), np.uint8)
@@ -120,7 +124,12 @@ def decode_files(paths: list[str], *, batch: int = 2048, progress: bool = False)
         img = tf.cond(
             tf.logical_and(shape[0] == IMAGE_SIZE, shape[1] == IMAGE_SIZE),
             lambda: img,
-            lambda: tf.cast(tf.clip_by_value(tf.round(tf.image.resize(img, [IMAGE_SIZE, IMAGE_SIZE], "bicubic", antialias=True)), 0, 255), tf.uint8),
+            lambda: tf.cast(
+                tf.clip_by_value(
+                    tf.round(tf.image.resize(img, [IMAGE_SIZE, IMAGE_SIZE], "bicubic", antialias=True)), 0, 255
+                ),
+                tf.uint8,
+            ),
         )
         return i, tf.ensure_shape(img, [IMAGE_SIZE, IMAGE_SIZE, 3])
 
@@ -132,27 +141,12 @@ def decode_files(paths: list[str], *, batch: int = 2048, progress: bool = False)
         .prefetch(2)
     )
     seen = np.zeros(n, bool)
-    bar = _progress(n, "decode", progress)
-    for idx, imgs in ds.as_numpy_iterator():
-        out[idx] = imgs
-        seen[idx] = True
-        bar(len(idx))
-    bar(0, done=True)
+    with tqdm(total=n, desc="decode", unit="img", file=sys.stderr, mininterval=1.0, disable=not progress) as bar:
+        for idx, imgs in ds.as_numpy_iterator():
+            out[idx] = imgs
+            seen[idx] = True
+            bar.update(len(idx))
     return out, np.flatnonzero(~seen).tolist()
-
-
-def _progress(total: int, what: str, enabled: bool):
-    """A tiny stderr progress line (tqdm would be overkill inside the data hot path)."""
-    state = {"n": 0}
-
-    def update(k: int, done: bool = False) -> None:
-        if not enabled:
-            return
-        state["n"] += k
-        end = "\n" if done else "\r"
-        print(f"  {what}: {state['n']:,}/{total:,} images ({100 * state['n'] / max(total, 1):.0f}%)", end=end, file=sys.stderr, flush=True)
-
-    return update
 
 
 def _cache_key(paths: list[str]) -> str:
@@ -163,7 +157,9 @@ def _cache_key(paths: list[str]) -> str:
     return h.hexdigest()[:16]
 
 
-def load_images(paths: list[str], root: str | Path, *, cache: bool, on_bad_file: str, progress: bool = True) -> tuple[np.ndarray, list[int]]:
+def load_images(
+    paths: list[str], root: str | Path, *, cache: bool, on_bad_file: str, progress: bool = True
+) -> tuple[np.ndarray, list[int]]:
     """Decoded images for ``paths`` (from the on-disk cache when valid) and the indices of bad files.
 
     ``on_bad_file='error'`` raises a UserError naming the files; ``'skip'`` returns them for removal.
@@ -175,7 +171,9 @@ def load_images(paths: list[str], root: str | Path, *, cache: bool, on_bad_file:
     images, bad = decode_files(paths, progress=progress and len(paths) > 5000)
     if bad and on_bad_file == "error":
         shown = ", ".join(paths[i] for i in bad[:5]) + (f" and {len(bad) - 5} more" if len(bad) > 5 else "")
-        raise UserError(f"{len(bad)} file(s) do not decode as images: {shown} (remove them, or set data.on_bad_file=skip)")
+        raise UserError(
+            f"{len(bad)} file(s) do not decode as images: {shown} (remove them, or set data.on_bad_file=skip)"
+        )
     if cache_file is not None:
         try:
             cache_file.parent.mkdir(exist_ok=True)
@@ -191,11 +189,15 @@ def load_split(data_cfg, split: str, *, progress: bool = True) -> Split:
     """The (subset of the) split as a Split, bad files skipped or reported per ``data.on_bad_file``."""
     paths, labels = list_split(data_cfg.dir, split)
     if len(paths) == 0:
-        raise UserError(f"no images in {Path(data_cfg.dir) / split}/{{REAL,FAKE}} (fetch the data with: cifake download)")
+        raise UserError(
+            f"no images in {Path(data_cfg.dir) / split}/{{REAL,FAKE}} (fetch the data with: cifake download)"
+        )
     keep = stratified_subset(labels, data_cfg.fraction, data_cfg.split_seed)
     paths = [paths[i] for i in keep]
     labels = labels[keep]
-    images, bad = load_images(paths, data_cfg.dir, cache=data_cfg.cache, on_bad_file=data_cfg.on_bad_file, progress=progress)
+    images, bad = load_images(
+        paths, data_cfg.dir, cache=data_cfg.cache, on_bad_file=data_cfg.on_bad_file, progress=progress
+    )
     if bad:
         print(f"warning: skipped {len(bad)} file(s) that do not decode, e.g. {paths[bad[0]]}", file=sys.stderr)
         good = np.setdiff1d(np.arange(len(paths)), bad)
@@ -218,7 +220,7 @@ def load_splits(data_cfg, *, progress: bool = True) -> dict[str, Split]:
 
 def _augment(images, seed, flip: bool, shift: int):
     """Per-image random flip and translation (reflect padding) on a uint8 batch, stateless."""
-    import tensorflow as tf
+    tf = import_tf()
 
     b = tf.shape(images)[0]
     if flip:
@@ -226,19 +228,23 @@ def _augment(images, seed, flip: bool, shift: int):
         images = tf.where(coin[:, None, None, None], tf.reverse(images, axis=[2]), images)
     if shift > 0:
         padded = tf.pad(images, [[0, 0], [shift, shift], [shift, shift], [0, 0]], mode="REFLECT")
-        offsets = tf.random.stateless_uniform([2, b], seed=seed + [0, 1], minval=0, maxval=2 * shift + 1, dtype=tf.int32)
+        offsets = tf.random.stateless_uniform(
+            [2, b], seed=seed + tf.constant([0, 1], tf.int64), minval=0, maxval=2 * shift + 1, dtype=tf.int32
+        )
         grid = tf.range(IMAGE_SIZE)[None, :]
         images = tf.gather(padded, offsets[0][:, None] + grid, axis=1, batch_dims=1)
         images = tf.gather(images, offsets[1][:, None] + grid, axis=2, batch_dims=1)
     return images
 
 
-def train_dataset(split: Split, batch_size: int, *, seed: int, epochs: int, initial_epoch: int = 0, flip: bool = False, shift: int = 0):
+def train_dataset(
+    split: Split, batch_size: int, *, seed: int, epochs: int, initial_epoch: int = 0, flip: bool = False, shift: int = 0
+):
     """Batches for epochs ``initial_epoch .. epochs-1``, ``ceil(N / batch_size)`` steps each.
 
     Epoch ``e`` is a permutation seeded by (seed, e); augmentation is seeded by (seed, e, step).
     """
-    import tensorflow as tf
+    tf = import_tf()
 
     n = len(split)
     steps = math.ceil(n / batch_size)
@@ -246,7 +252,9 @@ def train_dataset(split: Split, batch_size: int, *, seed: int, epochs: int, init
     labels = tf.constant(split.labels.astype(np.float32))
 
     def epoch_batches(epoch):
-        perm = tf.random.experimental.stateless_shuffle(tf.range(n, dtype=tf.int64), seed=tf.stack([tf.cast(seed, tf.int64), epoch]))
+        perm = tf.random.experimental.stateless_shuffle(
+            tf.range(n, dtype=tf.int64), seed=tf.stack([tf.cast(seed, tf.int64), epoch])
+        )
         return tf.data.Dataset.range(steps).map(lambda s: (epoch, s, perm[s * batch_size : (s + 1) * batch_size]))
 
     def gather(epoch, step, idx):
@@ -265,13 +273,16 @@ def train_dataset(split: Split, batch_size: int, *, seed: int, epochs: int, init
 
 def eval_dataset(split: Split, batch_size: int):
     """Batches in file order (no shuffle, no augmentation): (images uint8, labels float (B, 1))."""
-    import tensorflow as tf
+    tf = import_tf()
 
     images = tf.constant(split.images)
     labels = tf.constant(split.labels.astype(np.float32))
     return (
         tf.data.Dataset.range(0, len(split), batch_size)
-        .map(lambda s: (images[s : s + batch_size], labels[s : s + batch_size][:, None]), num_parallel_calls=tf.data.AUTOTUNE)
+        .map(
+            lambda s: (images[s : s + batch_size], labels[s : s + batch_size][:, None]),
+            num_parallel_calls=tf.data.AUTOTUNE,
+        )
         .prefetch(tf.data.AUTOTUNE)
     )
 
@@ -285,8 +296,13 @@ def make_datasets(config, *, initial_epoch: int = 0):
     splits = load_splits(config.data)
     bs = config.train.batch_size
     train = train_dataset(
-        splits["train"], bs, seed=config.train.seed, epochs=config.train.epochs, initial_epoch=initial_epoch,
-        flip=config.augment.flip, shift=config.augment.shift,
+        splits["train"],
+        bs,
+        seed=config.train.seed,
+        epochs=config.train.epochs,
+        initial_epoch=initial_epoch,
+        flip=config.augment.flip,
+        shift=config.augment.shift,
     )
     test = eval_dataset(splits["test"], bs) if "test" in splits else None
     return train, eval_dataset(splits["val"], bs), test

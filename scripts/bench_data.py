@@ -48,7 +48,10 @@ def main() -> None:
     split = load_split(cfg, "train", progress=False)
     rows.append(("cifake restart from decode cache", n, time.perf_counter() - t))
 
-    for label, aug in (("cifake cached epoch, no augmentation", {}), ("cifake cached epoch, flip + shift 2", {"flip": True, "shift": 2})):
+    for label, aug in (
+        ("cifake cached epoch, no augmentation", {}),
+        ("cifake cached epoch, flip + shift 2", {"flip": True, "shift": 2}),
+    ):
         ds = train_dataset(split, args.batch_size, seed=0, epochs=2, **aug)
         it = iter(ds)
         steps = -(-n // args.batch_size)
@@ -63,8 +66,15 @@ def main() -> None:
     if not args.skip_keras:
         t = time.perf_counter()
         kds = keras.utils.image_dataset_from_directory(
-            Path(args.data_dir) / "train", labels="inferred", label_mode="binary", class_names=["REAL", "FAKE"],
-            image_size=(32, 32), batch_size=args.batch_size, shuffle=True, seed=0, verbose=False,
+            Path(args.data_dir) / "train",
+            labels="inferred",
+            label_mode="binary",
+            class_names=["REAL", "FAKE"],
+            image_size=(32, 32),
+            batch_size=args.batch_size,
+            shuffle=True,
+            seed=0,
+            verbose=False,
         )
         count = 0
         for x, _y in kds:
@@ -78,7 +88,9 @@ def main() -> None:
             pass
         rows.append(("keras image_dataset_from_directory + .cache(), cached epoch", count, time.perf_counter() - t))
 
-    print(f"\nmachine: {os.cpu_count()} CPU cores, TensorFlow {tf.__version__}; data: {args.data_dir} (train, fraction {args.fraction})")
+    print(
+        f"\nmachine: {os.cpu_count()} CPU cores, TensorFlow {tf.__version__}; data: {args.data_dir} (train, fraction {args.fraction})"
+    )
     print(f"{'what':<62} {'images':>8} {'seconds':>8} {'images/s':>10}")
     for what, count, seconds in rows:
         print(f"{what:<62} {count:>8,} {seconds:>8.2f} {count / seconds:>10,.0f}")

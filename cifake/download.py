@@ -1,0 +1,263 @@
+"""Kaggle download, offline archive import, and layout/count/decode verification.
+
+Safety: archives are extracted into a temporary sibling folder, verified, marked complete and only
+then renamed onto ``data.dir``, so an interrupted or failed run never leaves a half dataset that
+looks whole. Members whose path would escape the target are refused, and the whole archive with them.
+
+Client: ``kagglehub`` (over ``kagglesdk``). It resolves the same credentials as the ``kaggle`` CLI,
+resumes an interrupted transfer with an HTTP Range request, checks the server's MD5, and honours
+``KAGGLE_API_ENVIRONMENT=TEST`` (http://localhost:7777), which the tests use with a stand-in server.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import sys
+import time
+import zipfile
+from pathlib import Path, PurePosixPath
+
+from .data import CLASS_NAMES, IMAGE_EXTENSIONS, decode_files
+from .errors import UserError
+
+DATASET = "birdy654/cifake-real-and-ai-generated-synthetic-images"
+EXPECTED_COUNTS = {"train": 50_000, "test": 10_000}  # images per class in the official release
+MARKER = ".cifake-complete.json"
+_MEMBER_RE = re.compile(r"^(?:(?P<prefix>.*)/)?(?P<split>train|test)/(?P<cls>REAL|FAKE)/(?P<name>[^/]+)$")
+
+TOKEN_HELP = (
+    "create a token at https://www.kaggle.com/settings (API > Create New Token) and either "
+    "export KAGGLE_API_TOKEN=<token>, or save it as ~/.kaggle/access_token (chmod 600); a legacy "
+    "kaggle.json goes in ~/.kaggle/kaggle.json. Or import a zip you have: cifake download --archive PATH.zip"
+)
+
+
+def _say(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+# --- verification --------------------------------------------------------------------------------
+
+
+def scan(root: str | Path) -> dict[str, dict[str, list[str]]]:
+    """{split: {class: [paths]}} for every split/class folder that exists under ``root``."""
+    found: dict[str, dict[str, list[str]]] = {}
+    for split in EXPECTED_COUNTS:
+        for cls in CLASS_NAMES:
+            folder = Path(root) / split / cls
+            if folder.is_dir():
+                files = sorted(str(p) for p in folder.iterdir() if p.is_file())
+                found.setdefault(split, {})[cls] = files
+    return found
+
+
+def verify(root: str | Path) -> tuple[list[str], list[str]]:
+    """(errors, notes) for the dataset at ``root``: layout, counts per split and class, decodability.
+
+    Missing train/{REAL,FAKE}, files that are not images or do not decode, are errors. Counts that
+    differ from the official release are warnings (notes starting with "WARNING"): a subset may be
+    imported on purpose, and the counts are printed either way.
+    """
+    errors: list[str] = []
+    notes: list[str] = []
+    found = scan(root)
+    for split, classes in found.items():
+        for cls in CLASS_NAMES:
+            if cls not in classes:
+                errors.append(f"{Path(root) / split / cls}: folder missing")
+    if "train" not in found:
+        errors.append(f"{Path(root) / 'train'}/{{REAL,FAKE}}: not found")
+    paths: list[str] = []
+    for split, classes in found.items():
+        for cls, files in classes.items():
+            images = [p for p in files if p.lower().endswith(IMAGE_EXTENSIONS)]
+            for p in sorted(set(files) - set(images))[:5]:
+                errors.append(f"{p}: not an image file")
+            paths.extend(images)
+            expected = EXPECTED_COUNTS[split]
+            if len(images) != expected:
+                notes.append(
+                    f"WARNING {split}/{cls}: {len(images):,} images (the full CIFAKE release has {expected:,})"
+                )
+            else:
+                notes.append(f"{split}/{cls}: {len(images):,} images")
+    if paths:
+        _, bad = decode_files(paths, progress=len(paths) > 5000)
+        errors.extend(f"{paths[i]}: does not decode as an image" for i in bad[:20])
+        if len(bad) > 20:
+            errors.append(f"... and {len(bad) - 20} more files that do not decode")
+    return errors, notes
+
+
+def is_complete(root: str | Path) -> bool:
+    return (Path(root) / MARKER).is_file()
+
+
+# --- archive import ------------------------------------------------------------------------------
+
+
+def _plan(zf: zipfile.ZipFile) -> list[tuple[zipfile.ZipInfo, str]]:
+    """(member, relative target) for every dataset file; refuses unsafe member names outright."""
+    plan = []
+    for info in zf.infolist():
+        name = info.filename
+        parts = PurePosixPath(name.replace("\\", "/")).parts
+        if name.startswith(("/", "\\")) or ".." in parts or (parts and ":" in parts[0]):
+            raise UserError(f"refusing archive: member {name!r} would be written outside the target folder")
+        if info.is_dir():
+            continue
+        match = _MEMBER_RE.match(name.replace("\\", "/"))
+        if match and match["name"].lower().endswith(IMAGE_EXTENSIONS) and not match["name"].startswith("."):
+            plan.append((info, f"{match['split']}/{match['cls']}/{match['name']}"))
+    return plan
+
+
+def import_archive(archive: str | Path, data_dir: str | Path, *, force: bool = False) -> int:
+    """Extract a CIFAKE zip (full Kaggle download or train-only) into ``data_dir``, verified."""
+    from tqdm import tqdm
+
+    archive, data_dir = Path(archive), Path(data_dir)
+    if not archive.is_file():
+        raise UserError(f"archive not found: {archive}")
+    try:
+        zf = zipfile.ZipFile(archive)
+    except (zipfile.BadZipFile, OSError) as e:
+        raise UserError(f"{archive} is not a readable zip ({e}); it may be truncated: download it again") from None
+    with zf:
+        plan = _plan(zf)
+        if not plan:
+            raise UserError(
+                f"{archive} holds no train/REAL, train/FAKE (or test/...) image folders: is it the CIFAKE zip?"
+            )
+        data_dir.parent.mkdir(parents=True, exist_ok=True)
+        tmp = data_dir.parent / f".{data_dir.name}.partial-{os.getpid()}"
+        shutil.rmtree(tmp, ignore_errors=True)
+        try:
+            made: set[str] = set()
+            for info, rel in tqdm(
+                plan, desc="extract", unit="file", file=sys.stderr, mininterval=0.5, disable=len(plan) < 1000
+            ):
+                target = tmp / rel
+                if target.parent.as_posix() not in made:
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    made.add(target.parent.as_posix())
+                with zf.open(info) as src, open(target, "wb") as dst:
+                    shutil.copyfileobj(src, dst)
+            _say(f"verifying {len(plan):,} files (layout, counts, every image decodes) ...")
+            errors, notes = verify(tmp)
+            if errors:
+                shown = "; ".join(errors[:5]) + (f" (and {len(errors) - 5} more)" if len(errors) > 5 else "")
+                raise UserError(f"{archive} failed verification: {shown}")
+            (tmp / MARKER).write_text(json.dumps({"source": str(archive), "files": len(plan), "time": time.time()}))
+            if data_dir.exists():
+                if not force:
+                    raise UserError(f"{data_dir} already exists: use --force to replace it")
+                old = data_dir.parent / f".{data_dir.name}.old-{os.getpid()}"
+                os.rename(data_dir, old)
+                shutil.rmtree(old, ignore_errors=True)
+            os.rename(tmp, data_dir)
+        except (zipfile.BadZipFile, EOFError, zlib_error()) as e:
+            raise UserError(f"{archive} is corrupt ({e}); download it again") from None
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    for line in notes:
+        _say(f"  {line}")
+    _say(f"done: {len(plan):,} images verified in {data_dir}")
+    return 0
+
+
+def zlib_error() -> type[Exception]:
+    import zlib
+
+    return zlib.error
+
+
+# --- Kaggle --------------------------------------------------------------------------------------
+
+
+def kaggle_download(data_dir: str | Path, *, force: bool = False, attempts: int = 3) -> int:
+    """Download the dataset zip with kagglehub's client (resuming after a dropped connection), then import it."""
+    import requests
+    from kagglehub.clients import download_file, get_user_agent
+    from kagglehub.config import get_kaggle_credentials
+    from kagglehub.handle import parse_dataset_handle
+    from kagglesdk.datasets.types.dataset_api_service import ApiDownloadDatasetRequest
+    from kagglesdk.kaggle_client import KaggleClient
+    from kagglesdk.kaggle_env import get_env
+
+    try:
+        creds = get_kaggle_credentials()
+    except ValueError as e:  # a kaggle.json that is not JSON or lacks keys
+        raise UserError(f"Kaggle credentials unreadable: {e}. {TOKEN_HELP}") from None
+    if creds is None:
+        raise UserError(f"no Kaggle credentials found: {TOKEN_HELP}")
+    data_dir = Path(data_dir)
+    staging = data_dir.parent / f".{data_dir.name}.download"
+    staging.mkdir(parents=True, exist_ok=True)
+    archive = staging / "cifake.zip"
+    handle = parse_dataset_handle(DATASET)
+    request = ApiDownloadDatasetRequest()
+    request.owner_slug, request.dataset_slug = DATASET.split("/")
+    # verbose=False: kagglesdk's verbose mode prints request headers, i.e. the credential.
+    client = KaggleClient(
+        env=get_env(),
+        verbose=False,
+        username=creds.username,
+        password=creds.key,
+        api_token=creds.api_key,
+        user_agent=get_user_agent(),
+    )
+    _say(f"downloading {DATASET} from Kaggle ...")
+    with client:
+        for attempt in range(1, attempts + 1):
+            try:
+                response = client.datasets.dataset_api_client.download_dataset(request)
+                download_file(response, str(archive), handle)
+                break
+            except requests.HTTPError as e:
+                status = e.response.status_code if e.response is not None else None
+                if status in (401, 403):
+                    raise UserError(f"Kaggle rejected the credentials (HTTP {status}): {TOKEN_HELP}") from None
+                raise UserError(f"Kaggle answered HTTP {status}; try again later") from None
+            except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError, requests.Timeout) as e:
+                if attempt == attempts:
+                    raise UserError(
+                        f"download failed after {attempts} attempts ({type(e).__name__}); run the same command to resume"
+                    ) from None
+                _say(f"connection lost ({type(e).__name__}); resuming (attempt {attempt + 1}/{attempts}) ...")
+    import_archive(archive, data_dir, force=force)
+    shutil.rmtree(staging, ignore_errors=True)
+    return 0
+
+
+# --- the subcommand ------------------------------------------------------------------------------
+
+
+def run(data_dir: str, archive: str | None = None, force: bool = False, verify_only: bool = False) -> int:
+    """``cifake download``: verify, import or download, idempotently."""
+    root = Path(data_dir)
+    if verify_only:
+        if not root.is_dir():
+            raise UserError(f"{root} does not exist: fetch it with cifake download --data-dir {root}")
+        errors, notes = verify(root)
+        for line in notes:
+            print(f"ok    {line}")
+        for line in errors:
+            print(f"ERROR {line}")
+        if errors:
+            raise UserError(f"{root}: {len(errors)} problem(s) found (listed above); re-import with --force")
+        print(f"{root}: verified")
+        return 0
+    if is_complete(root) and not force:
+        print(f"{root} is already complete (verified when it was imported); nothing to do. Use --force to replace it.")
+        return 0
+    if root.exists() and any(root.iterdir()) and not force:
+        raise UserError(
+            f"{root} exists but was not made by cifake download: check it with --verify, or replace it with --force"
+        )
+    if archive:
+        return import_archive(archive, root, force=True)
+    return kaggle_download(root, force=True)

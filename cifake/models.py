@@ -1,0 +1,115 @@
+"""Model registry: ``model.name`` -> builder(ModelConfig) -> keras.Model.
+
+Contract for every builder (see DESIGN.md): input raw RGB pixels (N, 32, 32, 3), values 0..255,
+uint8 or float; output P(FAKE), shape (N, 1), float32. Preprocessing lives inside the model and
+only built-in Keras layers are used, so a saved ``.keras`` file loads with ``safe_mode=True`` and
+predicts without this package.
+"""
+
+from __future__ import annotations
+
+import difflib
+import io
+from collections.abc import Callable
+
+from .config import ModelConfig
+from .errors import ConfigError
+from .tfutil import import_keras, import_tf
+
+INPUT_SHAPE = (32, 32, 3)
+Builder = Callable[[ModelConfig], "object"]
+REGISTRY: dict[str, Builder] = {}
+
+
+def register(name: str) -> Callable[[Builder], Builder]:
+    def wrap(fn: Builder) -> Builder:
+        REGISTRY[name] = fn
+        return fn
+
+    return wrap
+
+
+def build_model(cfg: ModelConfig):
+    """Build ``cfg.name`` from the registry; an unknown name is a ConfigError with a suggestion."""
+    if cfg.name not in REGISTRY:
+        close = difflib.get_close_matches(cfg.name, list(REGISTRY), n=1)
+        hint = f" Did you mean '{close[0]}'?" if close else ""
+        raise ConfigError(f"model.name: got {cfg.name!r}; expected one of {', '.join(sorted(REGISTRY))}.{hint}")
+    import_tf()
+    return REGISTRY[cfg.name](cfg)
+
+
+def _input_and_rescale():
+    keras = import_keras()
+
+    inputs = keras.Input(INPUT_SHAPE, name="image")
+    # uint8 or float 0..255 -> [-1, 1]; Rescaling casts to the compute dtype (float16 under mixed precision).
+    x = keras.layers.Rescaling(1 / 127.5, offset=-1.0, name="rescale")(inputs)
+    return inputs, x
+
+
+def _head(x, cfg: ModelConfig):
+    from keras import layers
+
+    x = (
+        layers.GlobalAveragePooling2D(name="head_pool")(x)
+        if cfg.head == "global_avg"
+        else layers.Flatten(name="head_flatten")(x)
+    )
+    for i, units in enumerate(cfg.dense, 1):
+        if cfg.dropout:
+            x = layers.Dropout(cfg.dropout, name=f"head_dropout{i}")(x)
+        x = layers.Dense(units, activation=cfg.activation, name=f"head_dense{i}")(x)
+    if cfg.dropout:
+        x = layers.Dropout(cfg.dropout, name="head_dropout")(x)
+    # float32 output even under mixed precision: probabilities and the loss need the range.
+    return layers.Dense(1, activation="sigmoid", dtype="float32", name="p_fake")(x)
+
+
+@register("small_cnn")
+def small_cnn(cfg: ModelConfig):
+    """Conv blocks (``filters`` entries, each ``convs_per_block`` x Conv-BN-act, then 2x2 pooling) and a head."""
+    keras = import_keras()
+    from keras import layers
+
+    inputs, x = _input_and_rescale()
+    for b, filters in enumerate(cfg.filters, 1):
+        for c in range(1, cfg.convs_per_block + 1):
+            x = layers.Conv2D(
+                filters, cfg.kernel_size, padding="same", use_bias=not cfg.batch_norm, name=f"block{b}_conv{c}"
+            )(x)
+            if cfg.batch_norm:
+                x = layers.BatchNormalization(name=f"block{b}_bn{c}")(x)
+            x = layers.Activation(cfg.activation, name=f"block{b}_act{c}")(x)
+        if cfg.pooling == "max":
+            x = layers.MaxPooling2D(2, name=f"block{b}_pool")(x)
+        elif cfg.pooling == "avg":
+            x = layers.AveragePooling2D(2, name=f"block{b}_pool")(x)
+    return keras.Model(inputs, _head(x, cfg), name="small_cnn")
+
+
+@register("notebook_cnn")
+def notebook_cnn(cfg: ModelConfig):
+    """The Keras-notebook baseline users compare with: Rescaling, 2 x (Conv 32 + MaxPool), Flatten, Dense 64.
+
+    Fixed architecture (``model.*`` shape keys are ignored); kept for the side-by-side benchmark.
+    """
+    keras = import_keras()
+    from keras import layers
+
+    inputs = keras.Input(INPUT_SHAPE, name="image")
+    x = layers.Rescaling(1 / 255.0, name="rescale")(inputs)
+    for b in (1, 2):
+        x = layers.Conv2D(32, 3, activation="relu", name=f"block{b}_conv1")(x)
+        x = layers.MaxPooling2D(name=f"block{b}_pool")(x)
+    x = layers.Flatten(name="head_flatten")(x)
+    x = layers.Dense(64, activation="relu", name="head_dense1")(x)
+    outputs = layers.Dense(1, activation="sigmoid", dtype="float32", name="p_fake")(x)
+    return keras.Model(inputs, outputs, name="notebook_cnn")
+
+
+def summary_text(model) -> str:
+    """``model.summary()`` as a string (layer names, output shapes, parameters)."""
+    buf = io.StringIO()
+    model.summary(print_fn=lambda line, **_: buf.write(line + "\n"))
+    return buf.getvalue()

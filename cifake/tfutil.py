@@ -1,0 +1,53 @@
+"""Importing TensorFlow quietly, and the devices it found.
+
+TensorFlow 2.21 writes C++ start-up logs (oneDNN notes, CUDA probing) to file descriptor 2 before
+its logging honours TF_CPP_MIN_LOG_LEVEL. Unless CIFAKE_DEBUG=1 (set by ``--debug``), those lines
+are swallowed while TensorFlow loads and enumerates devices; Python-level errors are unaffected.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import warnings
+from functools import cache
+
+
+@contextlib.contextmanager
+def _silenced_fd2():
+    if os.environ.get("CIFAKE_DEBUG") == "1":
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
+@cache
+def import_tf():
+    """The tensorflow module, imported once with its start-up noise silenced."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    with _silenced_fd2():
+        import tensorflow
+
+        tensorflow.config.list_physical_devices()
+        import keras  # noqa: F401
+    # Keras warns that shuffle=True is ignored for tf.data input; our datasets shuffle themselves.
+    warnings.filterwarnings("ignore", message=r"`shuffle=True` was passed")
+    return tensorflow
+
+
+def import_keras():
+    """keras, imported after TensorFlow (so the start-up noise stays silenced)."""
+    import_tf()
+    import keras
+
+    return keras

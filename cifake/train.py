@@ -1,0 +1,399 @@
+"""Compile, fit, checkpoint and resume: one run directory per ``cifake train``.
+
+Crash safety without a separate state file: at each epoch end the trainer writes, each atomically
+(temporary file + rename), ``best.keras`` (if improved), then ``results.csv``, then ``last.keras``.
+``last.keras`` carries the optimizer's step counter, so on resume the number of completed epochs is
+``iterations // steps_per_epoch`` and ``results.csv`` is cut back to that many rows. A SIGKILL at
+any instant therefore resumes to the same rows an uninterrupted run writes. ``metrics.json`` is
+written last and marks the run finished.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import platform
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from . import __version__
+from .config import Config, config_from_dict, load_config, read_yaml
+from .errors import UserError
+from .tfutil import import_keras, import_tf
+
+METRICS = ("loss", "accuracy", "precision", "recall", "auc")
+COLUMNS = ("epoch", *METRICS, *(f"val_{m}" for m in METRICS), "lr", "seconds")
+RESUMABLE_KEYS = {"train.epochs", "train.early_stopping", "train.threads", "data.dir", "data.cache"}
+
+
+# --- run directory -------------------------------------------------------------------------------
+
+
+def new_run_dir(runs_dir: str | Path, name: str) -> Path:
+    """``runs/NAME``, or ``NAME-2``, ``NAME-3``, ... : never an existing directory."""
+    Path(runs_dir).mkdir(parents=True, exist_ok=True)
+    for i in range(1, 10_000):
+        path = Path(runs_dir) / (name if i == 1 else f"{name}-{i}")
+        try:
+            path.mkdir()
+            return path
+        except FileExistsError:
+            continue
+    raise UserError(f"too many runs named {name} in {runs_dir}")
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def atomic_save(model, path: Path) -> None:
+    tmp = path.with_name(f".{path.stem}.tmp.keras")
+    model.save(tmp)
+    os.replace(tmp, path)
+
+
+def versions_header() -> str:
+    keras = import_keras()
+    import numpy
+
+    tf = import_tf()
+    return (
+        f"# resolved by cifake {__version__} on {datetime.now(UTC):%Y-%m-%d %H:%M UTC}: "
+        f"tensorflow {tf.__version__}, keras {keras.__version__}, numpy {numpy.__version__}, python {platform.python_version()}\n"
+        f"# reproduce: cifake train --config <this file>\n"
+    )
+
+
+def read_results(path: Path) -> list[dict[str, float]]:
+    if not path.is_file():
+        return []
+    with open(path, newline="") as f:
+        return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(f)]
+
+
+def write_results(path: Path, rows: list[dict[str, float]]) -> None:
+    lines = [",".join(COLUMNS)]
+    for row in rows:
+        lines.append(",".join(str(int(row[c])) if c == "epoch" else f"{row[c]:.6g}" for c in COLUMNS))
+    atomic_write_text(path, "\n".join(lines) + "\n")
+
+
+# --- schedule, devices, compile -----------------------------------------------------------------
+
+
+def lr_at(step: int, total_steps: int, steps_per_epoch: int, cfg) -> float:
+    """Learning rate at optimizer step ``step`` (0-based) for ``train.schedule``; pure, so resume is exact."""
+    peak = cfg.lr
+    if cfg.schedule == "onecycle":  # cosine up from peak/25 over 30%, cosine down to peak/1e4
+        up = max(1, round(0.3 * total_steps))
+        if step < up:
+            return peak / 25 + (peak - peak / 25) * (1 - math.cos(math.pi * step / up)) / 2
+        t = min(1.0, (step - up) / max(1, total_steps - up))
+        return peak / 1e4 + (peak - peak / 1e4) * (1 + math.cos(math.pi * t)) / 2
+    warm = round(cfg.warmup_epochs * steps_per_epoch)
+    if step < warm:
+        return peak * (step + 1) / warm
+    if cfg.schedule == "constant":
+        return peak
+    t = min(1.0, (step - warm) / max(1, total_steps - warm))
+    return peak * (1 + math.cos(math.pi * t)) / 2
+
+
+def setup_devices(cfg) -> tuple[object, str]:
+    """Threads, mixed precision and distribution strategy from the config; returns (strategy, description)."""
+    keras = import_keras()
+
+    tf = import_tf()
+    if cfg.train.threads:
+        tf.config.threading.set_intra_op_parallelism_threads(cfg.train.threads)
+        tf.config.threading.set_inter_op_parallelism_threads(min(2, cfg.train.threads))
+    gpus = tf.config.list_physical_devices("GPU")
+    parts = []
+    mp = cfg.train.mixed_precision == "on"
+    if gpus:
+        names = [tf.config.experimental.get_device_details(g).get("device_name", g.name) for g in gpus]
+        caps = [tf.config.experimental.get_device_details(g).get("compute_capability", (0, 0)) for g in gpus]
+        parts.append(f"{len(gpus)} GPU(s): {', '.join(names)}")
+        mp = mp or (cfg.train.mixed_precision == "auto" and min(caps) >= (7, 0))
+    else:
+        parts.append(f"CPU ({cfg.train.threads or os.cpu_count()} threads)")
+        if cfg.train.mixed_precision == "on":
+            parts.append("mixed precision requested but no GPU: float32")
+            mp = False
+    keras.mixed_precision.set_global_policy("mixed_float16" if mp else "float32")
+    parts.append("mixed_float16" if mp else "float32")
+    if len(gpus) > 1 and cfg.train.distribute in ("auto", "mirrored"):
+        strategy = tf.distribute.MirroredStrategy()
+        parts.append(f"MirroredStrategy over {strategy.num_replicas_in_sync} replicas")
+    else:
+        if cfg.train.distribute == "mirrored" and len(gpus) <= 1:
+            parts.append("distribute=mirrored needs 2+ GPUs: single device")
+        strategy = tf.distribute.get_strategy()
+    return strategy, ", ".join(parts)
+
+
+def make_optimizer(cfg):
+    keras = import_keras()
+
+    t = cfg.train
+    if t.optimizer == "adam":
+        return keras.optimizers.Adam(t.lr)
+    if t.optimizer == "adamw":
+        return keras.optimizers.AdamW(t.lr, weight_decay=t.weight_decay)
+    return keras.optimizers.SGD(t.lr, momentum=t.momentum, nesterov=True, weight_decay=t.weight_decay or None)
+
+
+def compile_model(model, cfg) -> None:
+    keras = import_keras()
+
+    model.compile(
+        optimizer=make_optimizer(cfg),
+        loss=keras.losses.BinaryCrossentropy(label_smoothing=cfg.train.label_smoothing),
+        metrics=[
+            keras.metrics.BinaryAccuracy(name="accuracy"),
+            keras.metrics.Precision(name="precision"),
+            keras.metrics.Recall(name="recall"),
+            keras.metrics.AUC(name="auc"),
+        ],
+    )
+
+
+def is_better(monitor: str, value: float, best: float | None) -> bool:
+    if best is None or math.isnan(best):
+        return not math.isnan(value)
+    return value < best if monitor == "val_loss" else value > best
+
+
+def best_of(rows: list[dict[str, float]], monitor: str) -> tuple[float | None, int]:
+    """(best monitor value, epochs since it) over ``rows``; recomputed from results.csv on resume."""
+    best, since = None, 0
+    for row in rows:
+        if is_better(monitor, row[monitor], best):
+            best, since = row[monitor], 0
+        else:
+            since += 1
+    return best, since
+
+
+# --- the fit loop --------------------------------------------------------------------------------
+
+
+def _callback(run_dir: Path, cfg: Config, steps_per_epoch: int, rows: list[dict[str, float]]):
+    keras = import_keras()
+
+    total_steps = cfg.train.epochs * steps_per_epoch
+
+    class RunLogger(keras.callbacks.Callback):
+        """Per-step learning rate; at epoch end: print a line, write best/results/last atomically."""
+
+        def __init__(self):
+            super().__init__()
+            self.best, self.since = best_of(rows, cfg.train.monitor)
+            self.stopped_early = False
+
+        def on_train_batch_begin(self, batch, logs=None):
+            step = int(self.model.optimizer.iterations.numpy())
+            self.model.optimizer.learning_rate.assign(lr_at(step, total_steps, steps_per_epoch, cfg.train))
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self.t0 = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None):
+            logs = logs or {}
+            row = {"epoch": epoch + 1, **{c: float(logs.get(c, float("nan"))) for c in COLUMNS[1:-2]}}
+            row["lr"] = float(self.model.optimizer.learning_rate.numpy())
+            row["seconds"] = time.perf_counter() - self.t0
+            if is_better(cfg.train.monitor, row[cfg.train.monitor], self.best):
+                self.best, self.since = row[cfg.train.monitor], 0
+                atomic_save(self.model, run_dir / "best.keras")
+                mark = " *"
+            else:
+                self.since += 1
+                mark = ""
+            rows.append(row)
+            write_results(run_dir / "results.csv", rows)
+            atomic_save(self.model, run_dir / "last.keras")
+            print(format_row(row, cfg.train.epochs) + mark, flush=True)
+            if cfg.train.early_stopping and self.since >= cfg.train.early_stopping:
+                print(f"early stopping: {cfg.train.monitor} has not improved for {self.since} epochs", flush=True)
+                self.stopped_early = True
+                self.model.stop_training = True
+
+    return RunLogger()
+
+
+def format_row(row: dict[str, float], epochs: int) -> str:
+    def part(prefix: str) -> str:
+        return " ".join(f"{m[:4] if m != 'accuracy' else 'acc'} {row[prefix + m]:.4f}" for m in METRICS)
+
+    return f"epoch {int(row['epoch']):>3}/{epochs}  {part('')}  | val {part('val_')}  lr {row['lr']:.2e}  {row['seconds']:.1f}s"
+
+
+def train(cfg: Config, run_dir: Path | None = None, *, resume: bool = False) -> Path:
+    """Train ``cfg`` into ``run_dir`` (a new runs/NAME when None); return the run directory.
+
+    With ``resume``, continue ``run_dir`` from its last completed epoch (see module docstring).
+    """
+    keras = import_keras()
+
+    from .data import eval_dataset, load_splits, train_dataset
+    from .models import build_model
+
+    strategy, devices = setup_devices(cfg)
+    keras.utils.set_random_seed(cfg.train.seed)
+    if run_dir is None:
+        run_dir = new_run_dir(cfg.train.runs_dir, cfg.train.name)
+    run_dir = Path(run_dir)
+    print(f"run directory: {run_dir}", flush=True)
+    print(f"devices: {devices}", flush=True)
+    if not resume:
+        atomic_write_text(run_dir / "config.yaml", versions_header() + cfg.to_yaml())
+
+    t0 = time.perf_counter()
+    splits = load_splits(cfg.data)
+    train_split, val_split = splits["train"], splits["val"]
+    bs = cfg.train.batch_size
+    steps = math.ceil(len(train_split) / bs)
+    print(
+        f"data: {len(train_split):,} train / {len(val_split):,} val images from {cfg.data.dir} ({time.perf_counter() - t0:.1f}s)",
+        flush=True,
+    )
+
+    initial_epoch, rows = 0, []
+    with strategy.scope():
+        if resume and (run_dir / "last.keras").is_file():
+            model = keras.models.load_model(run_dir / "last.keras")
+            initial_epoch = min(int(model.optimizer.iterations.numpy()) // steps, cfg.train.epochs)
+            rows = read_results(run_dir / "results.csv")[:initial_epoch]
+            write_results(run_dir / "results.csv", rows)
+            print(f"resuming after epoch {initial_epoch}", flush=True)
+        else:
+            model = build_model(cfg.model)
+            compile_model(model, cfg)
+    print(f"model: {model.name}, {model.count_params():,} parameters", flush=True)
+
+    callback = _callback(run_dir, cfg, steps, rows)
+    if initial_epoch < cfg.train.epochs and not (
+        resume and cfg.train.early_stopping and callback.since >= cfg.train.early_stopping
+    ):
+        try:
+            model.fit(
+                train_dataset(
+                    train_split,
+                    bs,
+                    seed=cfg.train.seed,
+                    epochs=cfg.train.epochs,
+                    initial_epoch=initial_epoch,
+                    flip=cfg.augment.flip,
+                    shift=cfg.augment.shift,
+                ),
+                validation_data=eval_dataset(val_split, max(bs, 512)),
+                epochs=cfg.train.epochs,
+                initial_epoch=initial_epoch,
+                steps_per_epoch=steps,
+                callbacks=[callback],
+                verbose=1 if sys.stdout.isatty() else 0,
+            )
+        except KeyboardInterrupt:
+            done = len(rows)
+            print(
+                f"\ninterrupted after {done} completed epoch(s); saved in {run_dir}. Resume with:\n  cifake train --resume {run_dir}",
+                file=sys.stderr,
+                flush=True,
+            )
+            raise
+
+    final = finish(run_dir, val_split, cfg, rows)
+    print(
+        f"best {cfg.train.monitor} {final['best_' + cfg.train.monitor.removeprefix('val_')]:.4f} at epoch {final['best_epoch']}; val accuracy {final['accuracy']:.4f}",
+        flush=True,
+    )
+    print(f"run directory: {run_dir}", flush=True)
+    return run_dir
+
+
+def finish(run_dir: Path, val_split, cfg: Config, rows: list[dict[str, float]]) -> dict:
+    """Evaluate best.keras on validation, write metrics.json (the 'finished' marker) and curves.png."""
+    keras = import_keras()
+
+    from .data import eval_dataset
+
+    best = keras.models.load_model(run_dir / "best.keras")
+    values = best.evaluate(eval_dataset(val_split, 1024), verbose=0, return_dict=True)
+    best_value, _ = best_of(rows, cfg.train.monitor)
+    best_epoch = next(int(r["epoch"]) for r in rows if r[cfg.train.monitor] == best_value)
+    metrics = {
+        "split": "val",
+        "images": len(val_split),
+        **{k: float(v) for k, v in values.items()},
+        f"best_{cfg.train.monitor.removeprefix('val_')}": best_value,
+        "best_epoch": best_epoch,
+        "epochs_run": len(rows),
+        "train_seconds": sum(r["seconds"] for r in rows),
+        "parameters": best.count_params(),
+        "threshold": 0.5,
+    }
+    try:
+        from .plots import training_curves
+
+        training_curves(rows, run_dir / "curves.png")
+    except Exception as e:
+        print(f"warning: could not draw curves.png ({e})", file=sys.stderr)
+    atomic_write_text(run_dir / "metrics.json", json.dumps(metrics, indent=2) + "\n")
+    return metrics
+
+
+# --- the subcommand ------------------------------------------------------------------------------
+
+
+def resolve_resume(run_dir: Path, overrides: list[str]) -> Config:
+    """The saved config of ``run_dir`` with overrides; keys outside RESUMABLE_KEYS may not change."""
+    if not (run_dir / "config.yaml").is_file():
+        raise UserError(f"{run_dir} is not a run directory (no config.yaml); runs live in runs/")
+    if (run_dir / "metrics.json").is_file():
+        raise UserError(
+            f"{run_dir} already finished (metrics.json exists); to train longer start a new run, e.g. cifake train --config {run_dir}/config.yaml train.epochs=N"
+        )
+    saved = config_from_dict(read_yaml(run_dir / "config.yaml"))
+    cfg = load_config(run_dir / "config.yaml", overrides)
+    before, after = saved.to_dict(), cfg.to_dict()
+    changed = [f"{s}.{k}" for s in before for k in before[s] if before[s][k] != after[s][k]]
+    refused = [k for k in changed if k not in RESUMABLE_KEYS]
+    if refused:
+        raise UserError(
+            f"cannot change {', '.join(refused)} when resuming (only {', '.join(sorted(RESUMABLE_KEYS))} may change)"
+        )
+    if changed:
+        atomic_write_text(run_dir / "config.yaml", versions_header() + cfg.to_yaml())
+    return cfg
+
+
+def run_cli(config: str | None, overrides: list[str], name: str | None, resume: str | None, summary: bool) -> int:
+    if resume:
+        if config:
+            raise UserError(
+                "--resume uses the run's own config.yaml: drop --config (overrides such as train.epochs=N are allowed)"
+            )
+        run_dir = Path(resume)
+        cfg = resolve_resume(run_dir, overrides)
+        train(cfg, run_dir, resume=True)
+        return 0
+    cfg = load_config(config, overrides)
+    if name:
+        cfg.train.name = name
+    if summary:
+        from .models import build_model, summary_text
+
+        print(summary_text(build_model(cfg.model)))
+        return 0
+    from .data import list_split
+
+    list_split(cfg.data.dir, "train")  # a missing dataset fails before a run directory is made
+    train(cfg)
+    return 0
