@@ -79,7 +79,9 @@ def small_cnn(cfg: ModelConfig):
                 filters, cfg.kernel_size, padding="same", use_bias=not cfg.batch_norm, name=f"block{b}_conv{c}"
             )(x)
             if cfg.batch_norm:
-                x = layers.BatchNormalization(name=f"block{b}_bn{c}")(x)
+                x = layers.BatchNormalization(momentum=0.9, name=f"block{b}_bn{c}")(
+                    x
+                )  # 0.9: stats settle in tens of steps
             x = layers.Activation(cfg.activation, name=f"block{b}_act{c}")(x)
         if cfg.pooling == "max":
             x = layers.MaxPooling2D(2, name=f"block{b}_pool")(x)

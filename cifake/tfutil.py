@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
-import warnings
 from functools import cache
 
 
@@ -40,8 +39,6 @@ def import_tf():
 
         tensorflow.config.list_physical_devices()
         import keras  # noqa: F401
-    # Keras warns that shuffle=True is ignored for tf.data input; our datasets shuffle themselves.
-    warnings.filterwarnings("ignore", message=r"`shuffle=True` was passed")
     return tensorflow
 
 

@@ -229,8 +229,10 @@ def _callback(run_dir: Path, cfg: Config, steps_per_epoch: int, rows: list[dict[
 
 
 def format_row(row: dict[str, float], epochs: int) -> str:
+    short = {"loss": "loss", "accuracy": "acc", "precision": "prec", "recall": "rec", "auc": "auc"}
+
     def part(prefix: str) -> str:
-        return " ".join(f"{m[:4] if m != 'accuracy' else 'acc'} {row[prefix + m]:.4f}" for m in METRICS)
+        return " ".join(f"{short[m]} {row[prefix + m]:.4f}" for m in METRICS)
 
     return f"epoch {int(row['epoch']):>3}/{epochs}  {part('')}  | val {part('val_')}  lr {row['lr']:.2e}  {row['seconds']:.1f}s"
 
@@ -298,6 +300,7 @@ def train(cfg: Config, run_dir: Path | None = None, *, resume: bool = False) -> 
                 initial_epoch=initial_epoch,
                 steps_per_epoch=steps,
                 callbacks=[callback],
+                shuffle=False,  # the dataset shuffles itself, reproducibly
                 verbose=1 if sys.stdout.isatty() else 0,
             )
         except KeyboardInterrupt:

@@ -1,0 +1,65 @@
+"""Shared fixtures: tiny CIFAKE-shaped datasets generated in tmp_path (no network, no real data)."""
+
+from __future__ import annotations
+
+import io
+import os
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+REPO = Path(__file__).resolve().parents[1]
+REAL_ZIP = REPO.parent / "shared" / "data" / "cifake-train.zip"
+
+
+def cifake_name(i: int, subject: int) -> str:
+    """CIFAKE file naming: no suffix for airplane (subject 0), ' (k)' for subject k-1."""
+    return f"{i:04d}.jpg" if subject == 0 else f"{i:04d} ({subject + 1}).jpg"
+
+
+def synth_image(rng: np.random.Generator, fake: bool) -> np.ndarray:
+    """A 32x32 RGB image; FAKE ones carry a fine checkerboard a small CNN learns in a few steps."""
+    base = rng.integers(60, 200, size=(1, 1, 3)) + rng.normal(0, 12, size=(32, 32, 3))
+    if fake:
+        yy, xx = np.mgrid[0:32, 0:32]
+        base = base + 45 * (((yy + xx) % 2)[..., None] * 2 - 1)
+    return np.clip(base, 0, 255).astype(np.uint8)
+
+
+def make_dataset(root: Path, per_class: int = 40, splits: tuple[str, ...] = ("train",), seed: int = 0) -> Path:
+    rng = np.random.default_rng(seed)
+    for split in splits:
+        for cls in ("REAL", "FAKE"):
+            folder = root / split / cls
+            folder.mkdir(parents=True, exist_ok=True)
+            for i in range(per_class):
+                img = synth_image(rng, cls == "FAKE")
+                Image.fromarray(img).save(folder / cifake_name(i // 10, i % 10), quality=95)
+    return root
+
+
+def make_zip(
+    path: Path, per_class: int = 20, prefix: str = "", splits: tuple[str, ...] = ("train", "test"), padding: int = 0
+) -> Path:
+    """A CIFAKE-layout zip; ``padding`` bytes of random data in an extra non-image member first."""
+    rng = np.random.default_rng(1)
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as zf:
+        if padding:
+            zf.writestr(f"{prefix}LICENSE.bin", rng.bytes(padding))
+        for split in splits:
+            for cls in ("REAL", "FAKE"):
+                for i in range(per_class):
+                    buf = io.BytesIO()
+                    Image.fromarray(synth_image(rng, cls == "FAKE")).save(buf, format="JPEG")
+                    zf.writestr(f"{prefix}{split}/{cls}/{cifake_name(i // 10, i % 10)}", buf.getvalue())
+    return path
+
+
+@pytest.fixture
+def tiny_data(tmp_path: Path) -> Path:
+    """train/{REAL,FAKE} with 40 images each."""
+    return make_dataset(tmp_path / "cifake", per_class=40)
