@@ -115,15 +115,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--threshold", type=float, default=None, help="P(FAKE) at or above which an image is FAKE (default 0.5)"
     )
+    p.add_argument(
+        "--choose-threshold",
+        action="store_true",
+        help="pick the accuracy-maximising threshold on --split val and store it in threshold.json next to the checkpoint, where later evaluations and predictions find it",
+    )
     p.add_argument("--no-plots", dest="plots", action="store_false", help="skip the figures")
+    p.add_argument(
+        "--out",
+        metavar="DIR",
+        default=None,
+        help="where metrics.json and eval-SPLIT/ go (default: the checkpoint's folder)",
+    )
     p.add_argument("--batch-size", type=int, default=1024, help="images per model call")
+    p.add_argument("--tta", action="store_true", help="average P(FAKE) with that of the mirrored image")
 
     p = _sub(
         subs,
         "predict",
         "score your own images: P(FAKE) per file",
-        "Score image files and folders (searched recursively). Any format Pillow reads; images are\n"
-        "converted to RGB and resized to 32x32 with bicubic resampling, as CIFAR-10-sized data is.",
+        "Score image files and folders (searched recursively for any extension Pillow knows). Images\n"
+        "are converted to RGB (alpha dropped) and, when not 32x32 already, resized to 32x32 with\n"
+        "antialiased bicubic resampling, exactly as the training loader does. Without --model the\n"
+        "detector shipped with cifake is used (see the README's model card).\n"
+        "Exit codes: 0 all scored; 3 some files unreadable (listed, skipped); 2 nothing to score.",
         "cifake predict photo.jpg more_photos/ --out predictions.csv",
     )
     p.add_argument("paths", nargs="+", metavar="PATH", help="image files or folders")
@@ -135,6 +150,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--threshold", type=float, default=None, help="P(FAKE) at or above which an image is FAKE (default 0.5)"
     )
     p.add_argument("--batch-size", type=int, default=1024, help="images per model call")
+    p.add_argument("--tta", action="store_true", help="average P(FAKE) with that of the mirrored image")
 
     p = _sub(
         subs,

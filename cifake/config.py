@@ -45,6 +45,8 @@ class AugmentConfig:
 @dataclass
 class ModelConfig:
     name: str = _f("small_cnn", "model builder from the registry (cifake/models.py)")
+    stem_filters: int = _f(0, "channels of a stem Conv2D before the blocks; 0 = no stem", min=0)
+    stem_stride: int = _f(2, "stride of the stem (2 halves the resolution: 4x fewer FLOPs after it)", min=1, max=4)
     filters: list[int] = _f([32, 64, 128], "conv blocks: output channels of each block, in order")
     convs_per_block: int = _f(1, "Conv2D layers in each block", min=1, max=4)
     kernel_size: int = _f(3, "square kernel size of every Conv2D", min=1, max=7)

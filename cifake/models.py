@@ -73,6 +73,18 @@ def small_cnn(cfg: ModelConfig):
     from keras import layers
 
     inputs, x = _input_and_rescale()
+    if cfg.stem_filters:
+        x = layers.Conv2D(
+            cfg.stem_filters,
+            cfg.kernel_size,
+            strides=cfg.stem_stride,
+            padding="same",
+            use_bias=not cfg.batch_norm,
+            name="stem_conv",
+        )(x)
+        if cfg.batch_norm:
+            x = layers.BatchNormalization(momentum=0.9, name="stem_bn")(x)
+        x = layers.Activation(cfg.activation, name="stem_act")(x)
     for b, filters in enumerate(cfg.filters, 1):
         for c in range(1, cfg.convs_per_block + 1):
             x = layers.Conv2D(

@@ -33,7 +33,90 @@ def training_curves(rows: list[dict[str, float]], path: str | Path) -> Path:
     axes[4].set_title("learning rate (end of epoch)")
     axes[4].set_xlabel("epoch")
     axes[4].grid(alpha=0.3)
-    path = Path(path)
+    return _save(fig, Path(path))
+
+
+def evaluation_figures(y, p, split, threshold: float, out_dir: str | Path, mistakes: int = 24) -> list[Path]:
+    """confusion.png, roc_pr.png, reliability.png and mistakes.png (most confident errors) in ``out_dir``."""
+    import numpy as np
+
+    from .metrics import confusion, pr_curve, reliability, roc_auc, roc_curve
+
+    plt = _plt()
+    out_dir = Path(out_dir)
+    files = []
+
+    cm = confusion(y, p, threshold)
+    grid = np.array([[cm["tn"], cm["fp"]], [cm["fn"], cm["tp"]]])
+    fig, ax = plt.subplots(figsize=(4.2, 3.8), constrained_layout=True)
+    ax.imshow(grid, cmap="Blues")
+    for (i, j), v in np.ndenumerate(grid):
+        ax.text(
+            j,
+            i,
+            f"{v:,}\n{v / max(grid[i].sum(), 1):.1%}",
+            ha="center",
+            va="center",
+            color="white" if v > grid.max() / 2 else "black",
+        )
+    ax.set_xticks([0, 1], ["REAL", "FAKE"])
+    ax.set_yticks([0, 1], ["REAL", "FAKE"])
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(f"confusion at threshold {threshold:.3f}")
+    files.append(_save(fig, out_dir / "confusion.png"))
+
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(9, 4), constrained_layout=True)
+    fpr, tpr, _ = roc_curve(y, p)
+    a1.plot(fpr, tpr, label=f"AUC {roc_auc(y, p):.4f}")
+    a1.plot([0, 1], [0, 1], ":", color="grey")
+    a1.set(xlabel="false positive rate (REAL called FAKE)", ylabel="true positive rate (FAKE caught)", title="ROC")
+    rec, prec = pr_curve(y, p)
+    a2.plot(rec, prec)
+    a2.set(
+        xlabel="recall (FAKE)",
+        ylabel="precision (FAKE)",
+        title="precision-recall",
+        ylim=(max(0, prec.min() - 0.02), 1.005),
+    )
+    for a in (a1, a2):
+        a.grid(alpha=0.3)
+    a1.legend(loc="lower right")
+    files.append(_save(fig, out_dir / "roc_pr.png"))
+
+    rows = [r for r in reliability(y, p) if r["count"]]
+    fig, ax = plt.subplots(figsize=(4.5, 4.2), constrained_layout=True)
+    ax.plot([0, 1], [0, 1], ":", color="grey", label="perfect calibration")
+    ax.plot([r["mean_p"] for r in rows], [r["fake_rate"] for r in rows], "o-", label="model")
+    for r in rows:
+        ax.annotate(
+            f"{r['count']}", (r["mean_p"], r["fake_rate"]), fontsize=7, textcoords="offset points", xytext=(3, -9)
+        )
+    ax.set(xlabel="mean predicted P(FAKE) in bin", ylabel="observed share of FAKE", title="reliability (10 bins)")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="upper left")
+    files.append(_save(fig, out_dir / "reliability.png"))
+
+    wrong = np.flatnonzero((p >= threshold) != y.astype(bool))
+    if len(wrong):
+        wrong = wrong[np.argsort(-np.abs(p[wrong] - 0.5))][:mistakes]
+        cols = 6
+        rows_n = -(-len(wrong) // cols)
+        fig, axes = plt.subplots(
+            rows_n, cols, figsize=(cols * 1.9, rows_n * 2.2), constrained_layout=True, squeeze=False
+        )
+        for ax in axes.ravel():
+            ax.axis("off")
+        for ax, i in zip(axes.ravel(), wrong, strict=False):
+            ax.imshow(split.images[i], interpolation="nearest")
+            truth = "FAKE" if y[i] else "REAL"
+            ax.set_title(f"{Path(split.paths[i]).name}\ntrue {truth}, P(FAKE) {p[i]:.3f}", fontsize=7)
+        fig.suptitle("most confident mistakes")
+        files.append(_save(fig, out_dir / "mistakes.png"))
+    return files
+
+
+def _save(fig, path: Path) -> Path:
     fig.savefig(path, dpi=100)
-    plt.close(fig)
+    _plt().close(fig)
     return path

@@ -1,0 +1,203 @@
+"""``cifake evaluate``: honest metrics on a named split, per-subject accuracy, plots and mistakes.
+
+Outputs go next to the checkpoint (or to ``--out``): ``metrics.json`` gains an ``evaluate.<split>``
+section (the trainer's own validation figures stay as they are), and ``eval-<split>/`` holds the
+figures and ``predictions.csv``. The threshold is, in order: ``--threshold``; a ``threshold.json``
+next to the checkpoint (written by ``--choose-threshold`` on the validation split); 0.5.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from .config import Config, DataConfig, config_from_dict, read_yaml
+from .data import SUBJECTS, Split, eval_dataset, load_split, load_splits, subject_of
+from .errors import UserError
+from .metrics import best_threshold, binary_report, per_group_accuracy
+from .tfutil import import_keras
+
+THRESHOLD_FILE = "threshold.json"
+
+
+def resolve_checkpoint(path: str | Path) -> Path:
+    """A .keras file, or a run directory (its best.keras)."""
+    path = Path(path)
+    if path.is_dir():
+        if (path / "best.keras").is_file():
+            return path / "best.keras"
+        raise UserError(f"{path} is a folder without best.keras: pass a .keras file or a run directory")
+    if not path.is_file():
+        raise UserError(f"checkpoint not found: {path} (pass a .keras file or a run directory such as runs/small_cnn)")
+    return path
+
+
+def load_detector(path: str | Path):
+    """Load a .keras model with safe_mode and check the cifake contract: (N, 32, 32, 3) -> (N, 1)."""
+    keras = import_keras()
+    path = resolve_checkpoint(path)
+    try:
+        model = keras.models.load_model(path, compile=False, safe_mode=True)
+    except Exception as e:  # noqa: BLE001 - any load failure means "not a usable Keras model"
+        raise UserError(
+            f"{path} is not a loadable Keras model ({type(e).__name__}: {str(e).splitlines()[0][:160]})"
+        ) from None
+    shape = tuple(model.input_shape) if not isinstance(model.input_shape, list) else None
+    if shape is None or shape[1:] != (32, 32, 3) or tuple(model.output_shape)[1:] != (1,):
+        raise UserError(
+            f"{path} takes {model.input_shape} -> {model.output_shape}; cifake models take (N, 32, 32, 3) RGB and return P(FAKE) (N, 1)"
+        )
+    return model
+
+
+def stored_threshold(checkpoint: Path) -> tuple[float, str] | None:
+    f = checkpoint.parent / THRESHOLD_FILE
+    if f.is_file():
+        data = json.loads(f.read_text())
+        return float(data["threshold"]), f"{f} (chosen on {data.get('chosen_on', '?')})"
+    return None
+
+
+def predict_split(model, split: Split, batch_size: int = 1024, tta: bool = False) -> np.ndarray:
+    """P(FAKE) for every image of ``split``; ``tta`` averages with the horizontally flipped image."""
+    p = model.predict(eval_dataset(split, batch_size).map(lambda x, y: x), verbose=0).ravel()
+    if tta:
+        flipped = Split(split.images[:, :, ::-1], split.labels, split.paths)
+        p = (p + model.predict(eval_dataset(flipped, batch_size).map(lambda x, y: x), verbose=0).ravel()) / 2
+    return p
+
+
+def run_config(checkpoint: Path) -> Config | None:
+    """The training config when the checkpoint sits in a run directory."""
+    f = checkpoint.parent / "config.yaml"
+    return config_from_dict(read_yaml(f)) if f.is_file() else None
+
+
+def evaluate(
+    checkpoint: str | Path,
+    split: str | None = None,
+    data_dir: str | None = None,
+    threshold: float | None = None,
+    batch_size: int = 1024,
+    plots: bool = True,
+    out: str | Path | None = None,
+    choose_threshold: bool = False,
+    tta: bool = False,
+) -> dict:
+    """Evaluate ``checkpoint``; return the report written to metrics.json (see module docstring)."""
+    checkpoint = resolve_checkpoint(checkpoint)
+    model = load_detector(checkpoint)
+    cfg = run_config(checkpoint)
+    data_cfg = cfg.data if cfg else DataConfig()
+    if data_dir:
+        data_cfg.dir = data_dir
+    has_test = all((Path(data_cfg.dir) / "test" / c).is_dir() for c in ("REAL", "FAKE"))
+    if split is None:
+        split = "test" if has_test else "val"
+        print(
+            f"split: {split} ({'test folder found' if has_test else f'no test folder in {data_cfg.dir}: the seeded validation split of train'})"
+        )
+    if split == "test":
+        if not has_test:
+            raise UserError(f"no {data_cfg.dir}/test/{{REAL,FAKE}}: use --split val, or download the full dataset")
+        data = load_split(data_cfg, "test")
+    else:
+        data = load_splits(data_cfg)[split]
+    p = predict_split(model, data, batch_size, tta=tta)
+    y = data.labels
+
+    source = "default"
+    if choose_threshold:
+        if split != "val":
+            raise UserError("--choose-threshold only works on --split val: thresholds are never tuned on test or train")
+        threshold, source = best_threshold(y, p), "chosen now on val (max accuracy)"
+    elif threshold is not None:
+        source = "--threshold"
+    elif (stored := stored_threshold(checkpoint)) is not None:
+        threshold, source = stored
+    else:
+        threshold = 0.5
+    report = binary_report(y, p, threshold)
+    report.update(split=split, data_dir=str(data_cfg.dir), checkpoint=str(checkpoint), threshold_source=source, tta=tta)
+    subjects = np.array([subject_of(x) for x in data.paths])
+    report["per_subject"] = per_group_accuracy(y, p, subjects, SUBJECTS, threshold)
+
+    out_dir = Path(out) if out else checkpoint.parent
+    eval_dir = out_dir / f"eval-{split}"
+    eval_dir.mkdir(parents=True, exist_ok=True)
+    write_predictions(eval_dir / "predictions.csv", data.paths, p, threshold)
+    if choose_threshold:
+        (out_dir / THRESHOLD_FILE).write_text(
+            json.dumps(
+                {"threshold": threshold, "chosen_on": "val", "criterion": "max accuracy", "images": len(y)}, indent=2
+            )
+            + "\n"
+        )
+    if plots:
+        from .plots import evaluation_figures
+
+        report["figures"] = [str(f) for f in evaluation_figures(y, p, data, threshold, eval_dir)]
+    metrics_file = out_dir / "metrics.json"
+    existing = json.loads(metrics_file.read_text()) if metrics_file.is_file() else {}
+    existing.setdefault("evaluate", {})[split] = report
+    tmp = metrics_file.with_name(".metrics.json.tmp")
+    tmp.write_text(json.dumps(existing, indent=2) + "\n")
+    tmp.replace(metrics_file)
+    print_report(report)
+    print(f"wrote {metrics_file} (evaluate.{split}) and {eval_dir}/")
+    return report
+
+
+def write_predictions(path: Path, paths: list[str], p: np.ndarray, threshold: float) -> None:
+    with open(path, "w") as f:
+        f.write("path,p_fake,label\n")
+        for name, prob in zip(paths, p, strict=True):
+            quoted = '"' + name.replace('"', '""') + '"' if ("," in name or '"' in name) else name
+            f.write(f"{quoted},{prob:.6f},{'FAKE' if prob >= threshold else 'REAL'}\n")
+
+
+def print_report(r: dict) -> None:
+    cm = r["confusion"]
+    print(
+        f"{r['split']}: {r['images']:,} images, threshold {r['threshold']:.4f} ({r['threshold_source']}); FAKE = 1 is positive"
+    )
+    print(
+        f"  accuracy {r['accuracy']:.4f}   ROC AUC {r['roc_auc']:.4f}   average precision {r['average_precision']:.4f}"
+    )
+    print(f"  log loss {r['log_loss']:.4f}   Brier {r['brier']:.4f}   ECE {r['ece']:.4f}")
+    print(f"  {'class':<6} {'precision':>9} {'recall':>7} {'F1':>7}")
+    for cls in ("fake", "real"):
+        m = r[cls]
+        print(f"  {cls.upper():<6} {m['precision']:>9.4f} {m['recall']:>7.4f} {m['f1']:>7.4f}")
+    print(
+        f"  confusion (rows true, cols predicted): REAL [{cm['tn']:>6} {cm['fp']:>6}]  FAKE [{cm['fn']:>6} {cm['tp']:>6}]"
+    )
+    if r["per_subject"]:
+        print(f"  {'subject':<11} {'images':>6} {'acc':>7} {'REAL acc':>8} {'FAKE acc':>8}")
+        for name, m in sorted(r["per_subject"].items(), key=lambda kv: kv[1]["accuracy"]):
+            print(
+                f"  {name:<11} {m['images']:>6} {m['accuracy']:>7.4f} {m['real_accuracy']:>8.4f} {m['fake_accuracy']:>8.4f}"
+            )
+
+
+def run_cli(args) -> int:
+    if args.threshold is not None and not 0 <= args.threshold <= 1:
+        raise UserError(f"--threshold: got {args.threshold}; expected a probability between 0 and 1")
+    if args.batch_size < 1:
+        raise UserError(f"--batch-size: got {args.batch_size}; expected a positive integer")
+    evaluate(
+        args.checkpoint,
+        args.split,
+        args.data_dir,
+        args.threshold,
+        args.batch_size,
+        args.plots,
+        args.out,
+        args.choose_threshold,
+        args.tta,
+    )
+    sys.stdout.flush()
+    return 0
