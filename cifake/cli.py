@@ -250,7 +250,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"cifake {args.command}: interrupted", file=sys.stderr)
         return 130
-    except Exception as e:
+    except Exception as e:  # noqa: BLE001 - the policy: anything unexpected is exit 1
         if args.debug:
             traceback.print_exc()
         else:

@@ -346,7 +346,7 @@ def finish(run_dir: Path, val_split, cfg: Config, rows: list[dict[str, float]]) 
         from .plots import training_curves
 
         training_curves(rows, run_dir / "curves.png")
-    except Exception as e:
+    except Exception as e:  # noqa: BLE001 - a figure must not lose a finished run
         print(f"warning: could not draw curves.png ({e})", file=sys.stderr)
     atomic_write_text(run_dir / "metrics.json", json.dumps(metrics, indent=2) + "\n")
     return metrics

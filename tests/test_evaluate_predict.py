@@ -36,7 +36,7 @@ def trained(tmp_path_factory) -> tuple[Path, Path]:
 
 
 def test_evaluate_defaults_to_test_and_writes_everything(trained, capsys):
-    data, run = trained
+    _, run = trained
     assert main(["evaluate", str(run)]) == 0
     out = capsys.readouterr().out
     assert "test: 200 images, threshold 0.5000 (default)" in out
