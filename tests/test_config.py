@@ -116,3 +116,9 @@ def test_reference_covers_every_key():
     keys = [k for k, _, _ in reference()]
     assert keys == all_keys()
     assert all(text for _, _, text in reference())
+
+
+def test_readme_documents_every_key():
+    readme = (REPO / "README.md").read_text()
+    missing = [k for k in all_keys() if f"`{k}`" not in readme]
+    assert not missing, f"README's config table lacks {missing}"
