@@ -184,22 +184,32 @@ def best_of(rows: list[dict[str, float]], monitor: str) -> tuple[float | None, i
 # --- the fit loop --------------------------------------------------------------------------------
 
 
-def _callback(run_dir: Path, cfg: Config, steps_per_epoch: int, rows: list[dict[str, float]]):
+def lr_callback(train_cfg, steps_per_epoch: int):
+    """A callback setting the learning rate before every step from ``lr_at`` (no device sync)."""
+    keras = import_keras()
+    total_steps = train_cfg.epochs * steps_per_epoch
+
+    class StepSchedule(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            self.epoch = epoch
+
+        def on_train_batch_begin(self, batch, logs=None):
+            step = self.epoch * steps_per_epoch + batch
+            self.model.optimizer.learning_rate.assign(lr_at(step, total_steps, steps_per_epoch, train_cfg))
+
+    return StepSchedule()
+
+
+def _callback(run_dir: Path, cfg: Config, rows: list[dict[str, float]]):
     keras = import_keras()
 
-    total_steps = cfg.train.epochs * steps_per_epoch
-
     class RunLogger(keras.callbacks.Callback):
-        """Per-step learning rate; at epoch end: print a line, write best/results/last atomically."""
+        """At epoch end: print a line, write best.keras, results.csv, last.keras atomically (that order)."""
 
         def __init__(self):
             super().__init__()
             self.best, self.since = best_of(rows, cfg.train.monitor)
             self.stopped_early = False
-
-        def on_train_batch_begin(self, batch, logs=None):
-            step = int(self.model.optimizer.iterations.numpy())
-            self.model.optimizer.learning_rate.assign(lr_at(step, total_steps, steps_per_epoch, cfg.train))
 
         def on_epoch_begin(self, epoch, logs=None):
             self.t0 = time.perf_counter()
@@ -280,7 +290,7 @@ def train(cfg: Config, run_dir: Path | None = None, *, resume: bool = False) -> 
             compile_model(model, cfg)
     print(f"model: {model.name}, {model.count_params():,} parameters", flush=True)
 
-    callback = _callback(run_dir, cfg, steps, rows)
+    callback = _callback(run_dir, cfg, rows)
     if initial_epoch < cfg.train.epochs and not (
         resume and cfg.train.early_stopping and callback.since >= cfg.train.early_stopping
     ):
@@ -299,7 +309,7 @@ def train(cfg: Config, run_dir: Path | None = None, *, resume: bool = False) -> 
                 epochs=cfg.train.epochs,
                 initial_epoch=initial_epoch,
                 steps_per_epoch=steps,
-                callbacks=[callback],
+                callbacks=[lr_callback(cfg.train, steps), callback],
                 shuffle=False,  # the dataset shuffles itself, reproducibly
                 verbose=1 if sys.stdout.isatty() else 0,
             )
