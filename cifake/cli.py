@@ -154,6 +154,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = _sub(
         subs,
+        "eda",
+        "a dataset report: counts, samples, mean spectra, duplicates",
+        "Write a Markdown report with PNG figures and duplicates.csv about a dataset folder: counts per\n"
+        "split, class and CIFAR-10 subject; random samples; per-class mean image and mean log-magnitude\n"
+        "spectrum; byte-identical and near-duplicate files within and across splits.",
+        "cifake eda --data-dir data/cifake --out reports/eda",
+    )
+    p.add_argument("--data-dir", default="data/cifake", help="dataset root (config key data.dir)")
+    p.add_argument("--out", default="reports/eda", help="report folder (created)")
+    p.add_argument("--samples", type=int, default=32, help="sample images per class in samples.png")
+
+    p = _sub(
+        subs,
         "config",
         "print the resolved config as YAML (or the reference of every key)",
         "Print the config that defaults, --config and overrides resolve to. The output is valid\n"
@@ -207,6 +220,12 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     return evaluate.run_cli(args)
 
 
+def _cmd_eda(args: argparse.Namespace) -> int:
+    from . import eda
+
+    return eda.run_cli(args)
+
+
 def _cmd_predict(args: argparse.Namespace) -> int:
     from . import predict
 
@@ -219,6 +238,7 @@ HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
     "train": _cmd_train,
     "evaluate": _cmd_evaluate,
     "predict": _cmd_predict,
+    "eda": _cmd_eda,
 }
 
 

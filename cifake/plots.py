@@ -120,3 +120,54 @@ def _save(fig, path: Path) -> Path:
     fig.savefig(path, dpi=100)
     _plt().close(fig)
     return path
+
+
+def eda_figures(splits: dict, stats: dict, out_dir: str | Path, samples: int = 32) -> list[Path]:
+    """samples.png (REAL and FAKE examples) and mean_spectrum.png (mean images, spectra, difference)."""
+    import numpy as np
+
+    plt = _plt()
+    out_dir = Path(out_dir)
+    first = next(iter(splits.values()))
+    rng = np.random.default_rng(0)
+    cols = 8
+    per = max(cols, samples - samples % cols)
+    fig, axes = plt.subplots(
+        2 * per // cols, cols, figsize=(cols * 1.2, 2 * per // cols * 1.3), constrained_layout=True
+    )
+    for label, name in enumerate(("REAL", "FAKE")):
+        idx = rng.choice(
+            np.flatnonzero(first.labels == label), size=min(per, int((first.labels == label).sum())), replace=False
+        )
+        for k, ax in enumerate(axes[label * per // cols : (label + 1) * per // cols].ravel()):
+            ax.axis("off")
+            if k < len(idx):
+                ax.imshow(first.images[idx[k]], interpolation="nearest")
+                if k % cols == 0:
+                    ax.set_title(name, fontsize=8, loc="left")
+    fig.suptitle("random samples: REAL (top), FAKE (bottom)")
+    files = [_save(fig, out_dir / "samples.png")]
+
+    names = list(splits)
+    fig, axes = plt.subplots(len(names), 5, figsize=(15, 3.2 * len(names)), constrained_layout=True, squeeze=False)
+    for r, split in enumerate(names):
+        real, fake = stats[(split, "REAL")], stats[(split, "FAKE")]
+        panels = [
+            (real["mean"], f"{split} REAL mean image", None),
+            (fake["mean"], f"{split} FAKE mean image", None),
+            (real["spectrum"], f"{split} REAL log|FFT|", "magma"),
+            (fake["spectrum"], f"{split} FAKE log|FFT|", "magma"),
+            (fake["spectrum"] - real["spectrum"], "FAKE - REAL log|FFT|", "coolwarm"),
+        ]
+        for ax, (img, title, cmap) in zip(axes[r], panels, strict=True):
+            if cmap == "coolwarm":
+                lim = float(np.abs(img).max()) or 1.0
+                im = ax.imshow(img, cmap=cmap, vmin=-lim, vmax=lim)
+            else:
+                im = ax.imshow(np.clip(img, 0, 1) if cmap is None else img, cmap=cmap)
+            if cmap:
+                fig.colorbar(im, ax=ax, fraction=0.046)
+            ax.set_title(title, fontsize=9)
+            ax.axis("off")
+    files.append(_save(fig, out_dir / "mean_spectrum.png"))
+    return files
