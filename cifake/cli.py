@@ -154,6 +154,20 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = _sub(
         subs,
+        "explain",
+        "Grad-CAM heatmaps: where in the image the FAKE score comes from",
+        "Write <out>/<name>_gradcam.png per image: the image beside a Grad-CAM heatmap of the FAKE\n"
+        "logit at the last convolutional feature map (found automatically, or --layer). Images are\n"
+        "prepared as in cifake predict.",
+        "cifake explain runs/small_cnn photo.jpg other.png --out explain/",
+    )
+    p.add_argument("model", help=".keras file, run directory, or 'pretrained' for the shipped detector")
+    p.add_argument("images", nargs="+", metavar="IMAGE", help="image files")
+    p.add_argument("--out", default="explain", help="folder for the overlay PNGs (created)")
+    p.add_argument("--layer", default=None, help="name of the layer to explain (default: the last 4-D feature map)")
+
+    p = _sub(
+        subs,
         "eda",
         "a dataset report: counts, samples, mean spectra, duplicates",
         "Write a Markdown report with PNG figures and duplicates.csv about a dataset folder: counts per\n"
@@ -220,6 +234,12 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     return evaluate.run_cli(args)
 
 
+def _cmd_explain(args: argparse.Namespace) -> int:
+    from . import explain
+
+    return explain.run_cli(args)
+
+
 def _cmd_eda(args: argparse.Namespace) -> int:
     from . import eda
 
@@ -239,6 +259,7 @@ HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
     "evaluate": _cmd_evaluate,
     "predict": _cmd_predict,
     "eda": _cmd_eda,
+    "explain": _cmd_explain,
 }
 
 

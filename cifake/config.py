@@ -56,6 +56,11 @@ class ModelConfig:
     head: str = _f("global_avg", "how conv features become a vector", choices=("global_avg", "flatten"))
     dense: list[int] = _f([], "hidden Dense layers of the head (units each); [] = none")
     dropout: float = _f(0.0, "dropout rate before each Dense layer of the head", min=0, max=0.9)
+    weights: str = _f(
+        "none", "transfer models: backbone weights, none | imagenet | PATH to a Keras .h5/.weights.h5 file"
+    )
+    input_size: int = _f(96, "transfer models: the 32x32 input is resized to this inside the model", min=32, max=512)
+    freeze_epochs: int = _f(0, "transfer models: epochs with the backbone frozen before fine-tuning all layers", min=0)
 
 
 @dataclass

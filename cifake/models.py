@@ -13,7 +13,7 @@ import io
 from collections.abc import Callable
 
 from .config import ModelConfig
-from .errors import ConfigError
+from .errors import ConfigError, UserError
 from .tfutil import import_keras, import_tf
 
 INPUT_SHAPE = (32, 32, 3)
@@ -120,6 +120,57 @@ def notebook_cnn(cfg: ModelConfig):
     x = layers.Dense(64, activation="relu", name="head_dense1")(x)
     outputs = layers.Dense(1, activation="sigmoid", dtype="float32", name="p_fake")(x)
     return keras.Model(inputs, outputs, name="notebook_cnn")
+
+
+def _transfer(cfg: ModelConfig, app: str, name: str):
+    """A keras.applications backbone behind an in-model resize, with cifake's head.
+
+    The backbones' own preprocessing layers take 0..255 pixels, so the contract holds. ``weights``
+    'imagenet' downloads Keras' no-top file (and fails with a clear message offline); a PATH loads a
+    local copy of that file; 'none' starts from scratch.
+    """
+    from pathlib import Path
+
+    keras = import_keras()
+    from keras import layers
+
+    weights = None if cfg.weights == "none" else cfg.weights
+    if weights not in (None, "imagenet") and not Path(weights).is_file():
+        raise ConfigError(
+            f"model.weights: got {cfg.weights!r}; expected none, imagenet, or the path of an existing weights file"
+        )
+    inputs = keras.Input(INPUT_SHAPE, name="image")
+    x = layers.Resizing(cfg.input_size, cfg.input_size, interpolation="bilinear", name="resize")(inputs)
+    try:
+        backbone = getattr(keras.applications, app)(
+            input_shape=(cfg.input_size, cfg.input_size, 3),
+            include_top=False,
+            weights=weights,
+            include_preprocessing=True,
+        )
+    except Exception as e:  # noqa: BLE001 - urllib/HTTP/OS errors all mean "the weights could not be fetched or read"
+        if weights == "imagenet":
+            raise UserError(
+                f"could not fetch ImageNet weights for {app} ({type(e).__name__}); offline? Download Keras' no-top weights "
+                f"file for {app} where the network allows and pass model.weights=PATH, or use model.weights=none"
+            ) from None
+        raise UserError(
+            f"model.weights: could not load {weights} into {app} ({str(e).splitlines()[0][:160]})"
+        ) from None
+    x = backbone(x)
+    return keras.Model(inputs, _head(x, cfg), name=name)
+
+
+@register("mobilenet_v3_small")
+def mobilenet_v3_small(cfg: ModelConfig):
+    """MobileNetV3-Small (keras.applications), input resized to ``model.input_size``."""
+    return _transfer(cfg, "MobileNetV3Small", "mobilenet_v3_small")
+
+
+@register("efficientnet_v2_b0")
+def efficientnet_v2_b0(cfg: ModelConfig):
+    """EfficientNetV2-B0 (keras.applications), input resized to ``model.input_size``."""
+    return _transfer(cfg, "EfficientNetV2B0", "efficientnet_v2_b0")
 
 
 def summary_text(model) -> str:

@@ -171,3 +171,17 @@ def eda_figures(splits: dict, stats: dict, out_dir: str | Path, samples: int = 3
             ax.axis("off")
     files.append(_save(fig, out_dir / "mean_spectrum.png"))
     return files
+
+
+def gradcam_figure(image, overlaid, title: str, path: str | Path) -> Path:
+    """Two panels: the 32x32 image enlarged (nearest) and its Grad-CAM overlay."""
+    plt = _plt()
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(6.4, 3.6), constrained_layout=True)
+    a1.imshow(image, interpolation="nearest")
+    a1.set_title("input (32x32)", fontsize=9)
+    a2.imshow(overlaid)
+    a2.set_title("Grad-CAM of the FAKE logit", fontsize=9)
+    for a in (a1, a2):
+        a.axis("off")
+    fig.suptitle(title, fontsize=9)
+    return _save(fig, Path(path))

@@ -184,6 +184,31 @@ def best_of(rows: list[dict[str, float]], monitor: str) -> tuple[float | None, i
 # --- the fit loop --------------------------------------------------------------------------------
 
 
+def stages(cfg: Config, initial_epoch: int) -> list[tuple[int, int]]:
+    """[(first epoch, end epoch)] still to run: one stage, or two when a backbone starts frozen."""
+    freeze = cfg.model.freeze_epochs
+    if initial_epoch < freeze < cfg.train.epochs:
+        return [(initial_epoch, freeze), (freeze, cfg.train.epochs)]
+    return [(initial_epoch, cfg.train.epochs)] if initial_epoch < cfg.train.epochs else []
+
+
+def set_backbone_frozen(model, frozen: bool, cfg: Config, step: int) -> None:
+    """Freeze or unfreeze a pretrained backbone (a nested keras.Model layer) and recompile if it changed.
+
+    A recompile makes a fresh optimizer; its step counter is set to ``step`` so that resume keeps
+    counting completed epochs from it.
+    """
+    keras = import_keras()
+    backbone = next((layer for layer in model.layers if isinstance(layer, keras.Model)), None)
+    if backbone is None or backbone.trainable == (not frozen):
+        return
+    backbone.trainable = not frozen
+    compile_model(model, cfg)
+    model.optimizer.build(model.trainable_variables)
+    model.optimizer.iterations.assign(step)
+    print(f"backbone {'frozen' if frozen else 'unfrozen: fine-tuning all layers'} from step {step}", flush=True)
+
+
 def lr_callback(train_cfg, steps_per_epoch: int):
     """A callback setting the learning rate before every step from ``lr_at`` (no device sync)."""
     keras = import_keras()
@@ -291,36 +316,37 @@ def train(cfg: Config, run_dir: Path | None = None, *, resume: bool = False) -> 
     print(f"model: {model.name}, {model.count_params():,} parameters", flush=True)
 
     callback = _callback(run_dir, cfg, rows)
-    if initial_epoch < cfg.train.epochs and not (
-        resume and cfg.train.early_stopping and callback.since >= cfg.train.early_stopping
-    ):
-        try:
+    done_early = resume and cfg.train.early_stopping and callback.since >= cfg.train.early_stopping
+    try:
+        for start, end in stages(cfg, initial_epoch) if not done_early else []:
+            set_backbone_frozen(model, start < cfg.model.freeze_epochs, cfg, start * steps)
             model.fit(
                 train_dataset(
                     train_split,
                     bs,
                     seed=cfg.train.seed,
-                    epochs=cfg.train.epochs,
-                    initial_epoch=initial_epoch,
+                    epochs=end,
+                    initial_epoch=start,
                     flip=cfg.augment.flip,
                     shift=cfg.augment.shift,
                 ),
                 validation_data=eval_dataset(val_split, max(bs, 512)),
-                epochs=cfg.train.epochs,
-                initial_epoch=initial_epoch,
+                epochs=end,
+                initial_epoch=start,
                 steps_per_epoch=steps,
                 callbacks=[lr_callback(cfg.train, steps), callback],
                 shuffle=False,  # the dataset shuffles itself, reproducibly
                 verbose=1 if sys.stdout.isatty() else 0,
             )
-        except KeyboardInterrupt:
-            done = len(rows)
-            print(
-                f"\ninterrupted after {done} completed epoch(s); saved in {run_dir}. Resume with:\n  cifake train --resume {run_dir}",
-                file=sys.stderr,
-                flush=True,
-            )
-            raise
+            if callback.stopped_early:
+                break
+    except KeyboardInterrupt:
+        print(
+            f"\ninterrupted after {len(rows)} completed epoch(s); saved in {run_dir}. Resume with:\n  cifake train --resume {run_dir}",
+            file=sys.stderr,
+            flush=True,
+        )
+        raise
 
     final = finish(run_dir, val_split, cfg, rows)
     print(
