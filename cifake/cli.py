@@ -168,6 +168,25 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = _sub(
         subs,
+        "serve",
+        "a local web app (Gradio): upload images, see P(FAKE) and Grad-CAM",
+        "Start a Gradio app: upload one or several images and see P(FAKE), the label and a Grad-CAM\n"
+        "overlay per image, with the shipped detector or any .keras file given here. Needs the demo\n"
+        "extra: pip install 'cifake[demo]'. Listens on 127.0.0.1 unless --host says otherwise.",
+        "cifake serve runs/small_cnn/best.keras --port 7860",
+    )
+    p.add_argument(
+        "models",
+        nargs="*",
+        metavar="MODEL",
+        help=".keras files or run directories to offer besides the shipped detector",
+    )
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (0.0.0.0 exposes the app to your network)")
+    p.add_argument("--port", type=int, default=7860, help="port to listen on")
+    p.add_argument("--max-mb", type=float, default=10.0, help="uploads larger than this are refused")
+
+    p = _sub(
+        subs,
         "eda",
         "a dataset report: counts, samples, mean spectra, duplicates",
         "Write a Markdown report with PNG figures and duplicates.csv about a dataset folder: counts per\n"
@@ -240,6 +259,12 @@ def _cmd_explain(args: argparse.Namespace) -> int:
     return explain.run_cli(args)
 
 
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from . import serve
+
+    return serve.run_cli(args)
+
+
 def _cmd_eda(args: argparse.Namespace) -> int:
     from . import eda
 
@@ -260,6 +285,7 @@ HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
     "predict": _cmd_predict,
     "eda": _cmd_eda,
     "explain": _cmd_explain,
+    "serve": _cmd_serve,
 }
 
 

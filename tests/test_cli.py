@@ -11,7 +11,7 @@ import pytest
 from cifake import __version__
 from cifake.cli import main
 
-SUBCOMMANDS = ("download", "train", "evaluate", "predict", "config")
+SUBCOMMANDS = ("download", "train", "evaluate", "predict", "config", "eda", "explain", "serve")
 
 
 def test_help_does_not_import_tensorflow():

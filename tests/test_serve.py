@@ -1,0 +1,110 @@
+"""cifake serve: scoring logic, and an end-to-end run in a real headless Chromium (Debian's package).
+
+The browser test needs `playwright` (Python package; its own browser download is never used) and
+Chromium at /usr/bin/chromium (`apt-get install chromium`); it skips, saying which is missing,
+when either is absent. `.ci/run` installs both.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from cifake.cli import main
+
+from .conftest import synth_image
+
+gr = pytest.importorskip("gradio", reason="the demo extra (gradio) is not installed: pip install 'cifake[demo]'")
+
+from cifake.predict import PRETRAINED  # noqa: E402
+from cifake.serve import SHIPPED, build_app, launch, model_choices, score_uploads  # noqa: E402
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+
+
+def _files(tmp_path: Path) -> dict[str, Path]:
+    rng = np.random.default_rng(3)
+    paths = {"fake": tmp_path / "fake.png", "text": tmp_path / "notes.jpg", "big": tmp_path / "big.png"}
+    Image.fromarray(synth_image(rng, True)).save(paths["fake"])
+    paths["text"].write_text("this is not an image")
+    Image.fromarray(rng.integers(0, 256, (700, 700, 3), dtype=np.uint8)).save(paths["big"])  # ~1.5 MB of noise
+    return paths
+
+
+def test_score_uploads_refuses_non_images_and_big_files(tmp_path):
+    f = _files(tmp_path)
+    rows, gallery, status = score_uploads(
+        [str(f["fake"]), str(f["text"]), str(f["big"])], PRETRAINED, max_bytes=1_000_000, cache={}
+    )
+    assert [r[0] for r in rows] == ["fake.png"]
+    assert 0 <= rows[0][1] <= 1 and rows[0][2] in ("FAKE", "REAL")
+    assert len(gallery) == 1 and gallery[0][0].shape == (256, 256, 3)
+    assert (
+        "refused notes.jpg: not an image" in status and "refused big.png" in status and "over the 1 MB limit" in status
+    )
+
+
+def test_model_choices_checks_paths(tmp_path, capsys):
+    assert list(model_choices([])) == [SHIPPED]
+    assert main(["serve", str(tmp_path / "missing.keras")]) == 2
+    assert "checkpoint not found" in capsys.readouterr().err
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_app_in_headless_chromium(tmp_path):
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed: pip install playwright")
+    if not os.path.exists(CHROMIUM):
+        pytest.skip("no Chromium at /usr/bin/chromium: apt-get install chromium")
+    f = _files(tmp_path)
+    port = _free_port()
+    app = build_app(model_choices([]), max_bytes=1_000_000)
+    launch(app, "127.0.0.1", port, block=False)
+    try:
+        with sync_api.sync_playwright() as pw:
+            browser = pw.chromium.launch(
+                executable_path=CHROMIUM,
+                args=[
+                    "--no-sandbox",
+                    "--disable-gpu",
+                    "--disable-quic",
+                    "--no-first-run",
+                    "--disable-background-networking",
+                    "--disable-component-update",
+                    "--disable-sync",
+                ],
+            )
+            page = browser.new_page(viewport={"width": 1280, "height": 1100})
+            page.goto(f"http://127.0.0.1:{port}/", wait_until="domcontentloaded", timeout=60_000)
+            page.locator("#uploads input[type=file]").set_input_files([str(f["fake"]), str(f["text"])])
+            page.wait_for_timeout(1500)  # let the upload finish before scoring
+            page.locator("#score").click()
+            page.get_by_text("Scored 1 image(s)").wait_for(timeout=60_000)
+            first_cell = page.locator("#scores").get_by_test_id("cell-0-0")
+            first_cell.wait_for(timeout=30_000)
+            assert first_cell.inner_text().strip() == "fake.png"
+            table_text = page.locator("#scores").inner_text()
+            score = float(page.locator("#scores").get_by_test_id("cell-0-1").inner_text())
+            status_text = page.locator("#status").inner_text()
+            page.locator("#gradcam img").first.wait_for(timeout=30_000)
+            page.screenshot(path=str(tmp_path / "app.png"), full_page=True)
+            if os.environ.get("CIFAKE_SCREENSHOT"):  # used to refresh docs/serve.png
+                shutil.copy(tmp_path / "app.png", os.environ["CIFAKE_SCREENSHOT"])
+            browser.close()
+    finally:
+        app.close()
+    assert 0.0 <= score <= 1.0
+    assert "FAKE" in table_text or "REAL" in table_text
+    assert "refused notes.jpg" in status_text
+    assert (tmp_path / "app.png").stat().st_size > 10_000
