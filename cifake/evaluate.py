@@ -10,15 +10,16 @@ from __future__ import annotations
 
 import json
 import sys
+import weakref
 from pathlib import Path
 
 import numpy as np
 
 from .config import Config, DataConfig, config_from_dict, read_yaml
-from .data import SUBJECTS, Split, eval_dataset, load_split, load_splits, subject_of
+from .data import SUBJECTS, Split, load_split, load_splits, subject_of
 from .errors import UserError
 from .metrics import best_threshold, binary_report, per_group_accuracy
-from .tfutil import import_keras
+from .tfutil import import_keras, import_tf
 
 THRESHOLD_FILE = "threshold.json"
 
@@ -61,12 +62,34 @@ def stored_threshold(checkpoint: Path) -> tuple[float, str] | None:
     return None
 
 
+def predict_images(model, images: np.ndarray, batch_size: int = 1024) -> np.ndarray:
+    """P(FAKE) for a uint8 array, through one traced ``model(x, training=False)`` over fixed-size batches.
+
+    About twice as fast on a CPU as ``model.predict`` on a tf.data pipeline (no per-step callback
+    machinery, no dataset slicing); the last batch is padded so the function is traced once.
+    """
+    tf = import_tf()
+    fn = _traced.get(model)
+    if fn is None:
+        fn = _traced[model] = tf.function(lambda x: model(x, training=False))
+    n = len(images)
+    out = np.empty(n, np.float32)
+    for start in range(0, n, batch_size):
+        chunk = images[start : start + batch_size]
+        if len(chunk) < batch_size and n > batch_size:
+            chunk = np.concatenate([chunk, np.zeros((batch_size - len(chunk), *chunk.shape[1:]), chunk.dtype)])
+        out[start : start + batch_size] = fn(chunk).numpy().ravel()[: min(batch_size, n - start)]
+    return out
+
+
+_traced: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # model -> its traced call
+
+
 def predict_split(model, split: Split, batch_size: int = 1024, tta: bool = False) -> np.ndarray:
     """P(FAKE) for every image of ``split``; ``tta`` averages with the horizontally flipped image."""
-    p = model.predict(eval_dataset(split, batch_size).map(lambda x, y: x), verbose=0).ravel()
+    p = predict_images(model, split.images, batch_size)
     if tta:
-        flipped = Split(split.images[:, :, ::-1], split.labels, split.paths)
-        p = (p + model.predict(eval_dataset(flipped, batch_size).map(lambda x, y: x), verbose=0).ravel()) / 2
+        p = (p + predict_images(model, np.ascontiguousarray(split.images[:, :, ::-1]), batch_size)) / 2
     return p
 
 

@@ -74,7 +74,10 @@ def main() -> None:
         launch(app, "127.0.0.1", port, block=False)
         try:
             with sync_playwright() as pw:
-                browser = pw.chromium.launch(executable_path=args.chromium, args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"])
+                browser = pw.chromium.launch(
+                    executable_path=args.chromium,
+                    args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"],
+                )
                 page = browser.new_page(viewport={"width": 1200, "height": 900})
                 page.goto(f"http://127.0.0.1:{port}/", wait_until="domcontentloaded", timeout=60_000)
                 page.locator("#uploads input[type=file]").set_input_files(files)
