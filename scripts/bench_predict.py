@@ -8,6 +8,7 @@ every file once so both contenders start from a warm page cache, then times, wit
   keras     keras.utils.image_dataset_from_directory(folder, labels=None, image_size=(32, 32),
             batch_size=32, shuffle=False) followed by model.predict (the notebook's way)
   cifake    cifake.predict.predict_files: file listing, parallel decode, batched model calls
+Both load the model from disk inside the timed call, as a user's command does.
 Each contender runs --repeats times; the best time counts. Prints images/s and the ratio.
 """
 
