@@ -120,7 +120,9 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="pick the accuracy-maximising threshold on --split val and store it in threshold.json next to the checkpoint, where later evaluations and predictions find it",
     )
-    p.add_argument("--plots", action=argparse.BooleanOptionalAction, default=True, help="draw the figures (--no-plots skips them)")
+    p.add_argument(
+        "--plots", action=argparse.BooleanOptionalAction, default=True, help="draw the figures (--no-plots skips them)"
+    )
     p.add_argument(
         "--out",
         metavar="DIR",

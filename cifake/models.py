@@ -157,6 +157,13 @@ def _transfer(cfg: ModelConfig, app: str, name: str):
         raise UserError(
             f"model.weights: could not load {weights} into {app} ({str(e).splitlines()[0][:160]})"
         ) from None
+    if weights is None:
+        # The applications use BN momentum 0.99-0.999, tuned for ImageNet-length runs; from scratch on
+        # a few hundred steps the moving statistics would still be near their initial values and
+        # validation collapses to chance. 0.9 settles within tens of steps, as in small_cnn.
+        for layer in backbone.layers:
+            if isinstance(layer, layers.BatchNormalization):
+                layer.momentum = 0.9
     x = backbone(x)
     return keras.Model(inputs, _head(x, cfg), name=name)
 

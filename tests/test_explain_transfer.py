@@ -119,3 +119,10 @@ def test_freeze_then_finetune_stages():
     set_backbone_frozen(model, False, cfg, step=40)
     assert len(model.trainable_weights) == trainable_all
     assert int(model.optimizer.iterations.numpy()) == 40
+
+
+def test_from_scratch_backbone_uses_fast_batchnorm_statistics():
+    model = build_model(ModelConfig(name="mobilenet_v3_small", input_size=32))
+    backbone = next(layer for layer in model.layers if isinstance(layer, keras.Model))
+    momenta = {layer.momentum for layer in backbone.layers if isinstance(layer, keras.layers.BatchNormalization)}
+    assert momenta == {0.9}
