@@ -46,6 +46,32 @@ def _add_config_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("overrides", nargs="*", metavar="key=value", help=OVERRIDES_HELP)
 
 
+def _probability(text: str) -> float:
+    value = float(text)
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"got {text}; expected a probability between 0 and 1")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"got {text}; expected a positive integer")
+    return value
+
+
+def _add_scoring_args(p: argparse.ArgumentParser) -> None:
+    """Options shared by the commands that score images (evaluate, predict)."""
+    p.add_argument(
+        "--threshold",
+        type=_probability,
+        default=None,
+        help="P(FAKE) at or above which an image is FAKE (default: threshold.json beside the model, else 0.5)",
+    )
+    p.add_argument("--batch-size", type=_positive_int, default=1024, help="images per model call")
+    p.add_argument("--tta", action="store_true", help="average P(FAKE) with that of the mirrored image")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="cifake",
@@ -113,9 +139,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-dir", default=None, help="dataset root (default: the run's data.dir, else data/cifake)")
     p.add_argument("--split", choices=("test", "val", "train"), default=None, help="default: test if present, else val")
     p.add_argument(
-        "--threshold", type=float, default=None, help="P(FAKE) at or above which an image is FAKE (default 0.5)"
-    )
-    p.add_argument(
         "--choose-threshold",
         action="store_true",
         help="pick the accuracy-maximising threshold on --split val and store it in threshold.json next to the checkpoint, where later evaluations and predictions find it",
@@ -129,8 +152,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="where metrics.json and eval-SPLIT/ go (default: the checkpoint's folder)",
     )
-    p.add_argument("--batch-size", type=int, default=1024, help="images per model call")
-    p.add_argument("--tta", action="store_true", help="average P(FAKE) with that of the mirrored image")
+    _add_scoring_args(p)
 
     p = _sub(
         subs,
@@ -148,11 +170,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--model", default=None, help=".keras file or run directory (default: the detector shipped with cifake)"
     )
     p.add_argument("--out", metavar="FILE.csv", help="write path,p_fake,label rows here instead of printing a table")
-    p.add_argument(
-        "--threshold", type=float, default=None, help="P(FAKE) at or above which an image is FAKE (default 0.5)"
-    )
-    p.add_argument("--batch-size", type=int, default=1024, help="images per model call")
-    p.add_argument("--tta", action="store_true", help="average P(FAKE) with that of the mirrored image")
+    _add_scoring_args(p)
 
     p = _sub(
         subs,

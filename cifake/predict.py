@@ -111,10 +111,6 @@ def model_card() -> dict:
 
 
 def run_cli(args) -> int:
-    if args.threshold is not None and not 0 <= args.threshold <= 1:
-        raise UserError(f"--threshold: got {args.threshold}; expected a probability between 0 and 1")
-    if args.batch_size < 1:
-        raise UserError(f"--batch-size: got {args.batch_size}; expected a positive integer")
     files = collect(args.paths)
     if not files:
         raise UserError(f"no image files found in {' '.join(args.paths)}")

@@ -129,3 +129,16 @@ def test_keyboard_interrupt_exit_130(monkeypatch):
 
     monkeypatch.setitem(cli.HANDLERS, "config", interrupted)
     assert main(["config"]) == 130
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["predict", "x.jpg", "--threshold", "2"], "expected a probability between 0 and 1"),
+        (["evaluate", "m.keras", "--batch-size", "0"], "expected a positive integer"),
+        (["serve", "--max-mb", "0"], "expected a positive size"),
+    ],
+)
+def test_bad_option_values_exit_2(argv, expected, capsys):
+    assert main(argv) == 2
+    assert expected in capsys.readouterr().err
