@@ -10,6 +10,7 @@ stderr, no traceback unless ``--debug``); 1 anything unexpected; 130 interrupted
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import sys
 import traceback
@@ -253,59 +254,18 @@ def _cmd_config(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_download(args: argparse.Namespace) -> int:
-    from . import download
+def _lazy(command: str) -> Callable[[argparse.Namespace], int]:
+    """The handler of ``command``: imports ``cifake.<command>`` only when it runs, then calls its run_cli."""
 
-    return download.run(data_dir=args.data_dir, archive=args.archive, force=args.force, verify_only=args.verify)
+    def handler(args: argparse.Namespace) -> int:
+        return importlib.import_module(f".{command}", __package__).run_cli(args)
 
-
-def _cmd_train(args: argparse.Namespace) -> int:
-    from . import train
-
-    return train.run_cli(
-        config=args.config, overrides=args.overrides, name=args.name, resume=args.resume, summary=args.summary
-    )
-
-
-def _cmd_evaluate(args: argparse.Namespace) -> int:
-    from . import evaluate
-
-    return evaluate.run_cli(args)
-
-
-def _cmd_explain(args: argparse.Namespace) -> int:
-    from . import explain
-
-    return explain.run_cli(args)
-
-
-def _cmd_serve(args: argparse.Namespace) -> int:
-    from . import serve
-
-    return serve.run_cli(args)
-
-
-def _cmd_eda(args: argparse.Namespace) -> int:
-    from . import eda
-
-    return eda.run_cli(args)
-
-
-def _cmd_predict(args: argparse.Namespace) -> int:
-    from . import predict
-
-    return predict.run_cli(args)
+    return handler
 
 
 HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
     "config": _cmd_config,
-    "download": _cmd_download,
-    "train": _cmd_train,
-    "evaluate": _cmd_evaluate,
-    "predict": _cmd_predict,
-    "eda": _cmd_eda,
-    "explain": _cmd_explain,
-    "serve": _cmd_serve,
+    **{name: _lazy(name) for name in ("download", "train", "evaluate", "predict", "eda", "explain", "serve")},
 }
 
 

@@ -413,7 +413,9 @@ def resolve_resume(run_dir: Path, overrides: list[str]) -> Config:
     return cfg
 
 
-def run_cli(config: str | None, overrides: list[str], name: str | None, resume: str | None, summary: bool) -> int:
+def run_cli(args) -> int:
+    """``cifake train``: a new run from --config and overrides, --summary, or --resume RUN_DIR."""
+    config, overrides, name, resume, summary = args.config, args.overrides, args.name, args.resume, args.summary
     if resume:
         if config:
             raise UserError(
