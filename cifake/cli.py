@@ -61,6 +61,13 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _port(text: str) -> int:
+    value = int(text)
+    if not 1 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"got {text}; expected a port number from 1 to 65535")
+    return value
+
+
 def _add_scoring_args(p: argparse.ArgumentParser) -> None:
     """Options shared by the commands that score images (evaluate, predict)."""
     p.add_argument(
@@ -203,7 +210,7 @@ def build_parser() -> argparse.ArgumentParser:
         help=".keras files or run directories to offer besides the shipped detector",
     )
     p.add_argument("--host", default="127.0.0.1", help="address to bind (0.0.0.0 exposes the app to your network)")
-    p.add_argument("--port", type=int, default=7860, help="port to listen on")
+    p.add_argument("--port", type=_port, default=7860, help="port to listen on")
     p.add_argument("--max-mb", type=float, default=10.0, help="uploads larger than this are refused")
 
     p = _sub(
@@ -217,7 +224,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--data-dir", default="data/cifake", help="dataset root (config key data.dir)")
     p.add_argument("--out", default="reports/eda", help="report folder (created)")
-    p.add_argument("--samples", type=int, default=32, help="sample images per class in samples.png")
+    p.add_argument("--samples", type=_positive_int, default=32, help="sample images per class in samples.png")
 
     p = _sub(
         subs,

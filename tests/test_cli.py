@@ -137,6 +137,8 @@ def test_keyboard_interrupt_exit_130(monkeypatch):
         (["predict", "x.jpg", "--threshold", "2"], "expected a probability between 0 and 1"),
         (["evaluate", "m.keras", "--batch-size", "0"], "expected a positive integer"),
         (["serve", "--max-mb", "0"], "expected a positive size"),
+        (["serve", "--port", "70000"], "expected a port number"),
+        (["eda", "--samples", "0"], "expected a positive integer"),
     ],
 )
 def test_bad_option_values_exit_2(argv, expected, capsys):
