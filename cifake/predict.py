@@ -75,7 +75,10 @@ def load_images(files: list[str]) -> tuple[np.ndarray, list[str], list[str]]:
             unreadable.append(files[i])
         else:
             images[i] = arr
-    keep = [i for i, f in enumerate(files) if f not in set(unreadable)]
+    if not unreadable:
+        return images, list(files), []
+    dropped = set(unreadable)
+    keep = [i for i, f in enumerate(files) if f not in dropped]
     return images[keep], [files[i] for i in keep], unreadable
 
 
