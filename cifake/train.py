@@ -10,99 +10,32 @@ written last and marks the run finished.
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 import os
-import platform
 import sys
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
-from . import __version__
 from .config import Config, config_from_dict, load_config, read_yaml
 from .errors import UserError
+from .rundir import (
+    COLUMNS,
+    METRICS,
+    atomic_save,
+    atomic_write_text,
+    new_run_dir,
+    read_results,
+    versions_header,
+    write_results,
+)
+from .schedule import lr_callback
 from .tfutil import import_keras, import_tf
 
-METRICS = ("loss", "accuracy", "precision", "recall", "auc")
-COLUMNS = ("epoch", *METRICS, *(f"val_{m}" for m in METRICS), "lr", "seconds")
 RESUMABLE_KEYS = {"train.epochs", "train.early_stopping", "train.threads", "data.dir", "data.cache"}
 
 
-# --- run directory -------------------------------------------------------------------------------
-
-
-def new_run_dir(runs_dir: str | Path, name: str) -> Path:
-    """``runs/NAME``, or ``NAME-2``, ``NAME-3``, ... : never an existing directory."""
-    Path(runs_dir).mkdir(parents=True, exist_ok=True)
-    for i in range(1, 10_000):
-        path = Path(runs_dir) / (name if i == 1 else f"{name}-{i}")
-        try:
-            path.mkdir()
-            return path
-        except FileExistsError:
-            continue
-    raise UserError(f"too many runs named {name} in {runs_dir}")
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
-def atomic_save(model, path: Path) -> None:
-    tmp = path.with_name(f".{path.stem}.tmp.keras")
-    model.save(tmp)
-    os.replace(tmp, path)
-
-
-def versions_header() -> str:
-    keras = import_keras()
-    import numpy
-
-    tf = import_tf()
-    return (
-        f"# resolved by cifake {__version__} on {datetime.now(UTC):%Y-%m-%d %H:%M UTC}: "
-        f"tensorflow {tf.__version__}, keras {keras.__version__}, numpy {numpy.__version__}, python {platform.python_version()}\n"
-        f"# reproduce: cifake train --config <this file>\n"
-    )
-
-
-def read_results(path: Path) -> list[dict[str, float]]:
-    if not path.is_file():
-        return []
-    with open(path, newline="") as f:
-        return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(f)]
-
-
-def write_results(path: Path, rows: list[dict[str, float]]) -> None:
-    lines = [",".join(COLUMNS)]
-    for row in rows:
-        lines.append(",".join(str(int(row[c])) if c == "epoch" else f"{row[c]:.6g}" for c in COLUMNS))
-    atomic_write_text(path, "\n".join(lines) + "\n")
-
-
 # --- schedule, devices, compile -----------------------------------------------------------------
-
-
-def lr_at(step: int, total_steps: int, steps_per_epoch: int, cfg) -> float:
-    """Learning rate at optimizer step ``step`` (0-based) for ``train.schedule``; pure, so resume is exact."""
-    peak = cfg.lr
-    if cfg.schedule == "onecycle":  # cosine up from peak/25 over 30%, cosine down to peak/1e4
-        up = max(1, round(0.3 * total_steps))
-        if step < up:
-            return peak / 25 + (peak - peak / 25) * (1 - math.cos(math.pi * step / up)) / 2
-        t = min(1.0, (step - up) / max(1, total_steps - up))
-        return peak / 1e4 + (peak - peak / 1e4) * (1 + math.cos(math.pi * t)) / 2
-    warm = round(cfg.warmup_epochs * steps_per_epoch)
-    if step < warm:
-        return peak * (step + 1) / warm
-    if cfg.schedule == "constant":
-        return peak
-    t = min(1.0, (step - warm) / max(1, total_steps - warm))
-    return peak * (1 + math.cos(math.pi * t)) / 2
 
 
 def setup_devices(cfg) -> tuple[object, str]:
@@ -207,22 +140,6 @@ def set_backbone_frozen(model, frozen: bool, cfg: Config, step: int) -> None:
     model.optimizer.build(model.trainable_variables)
     model.optimizer.iterations.assign(step)
     print(f"backbone {'frozen' if frozen else 'unfrozen: fine-tuning all layers'} from step {step}", flush=True)
-
-
-def lr_callback(train_cfg, steps_per_epoch: int):
-    """A callback setting the learning rate before every step from ``lr_at`` (no device sync)."""
-    keras = import_keras()
-    total_steps = train_cfg.epochs * steps_per_epoch
-
-    class StepSchedule(keras.callbacks.Callback):
-        def on_epoch_begin(self, epoch, logs=None):
-            self.epoch = epoch
-
-        def on_train_batch_begin(self, batch, logs=None):
-            step = self.epoch * steps_per_epoch + batch
-            self.model.optimizer.learning_rate.assign(lr_at(step, total_steps, steps_per_epoch, train_cfg))
-
-    return StepSchedule()
 
 
 def _callback(run_dir: Path, cfg: Config, rows: list[dict[str, float]]):

@@ -118,7 +118,8 @@ def run_cifake(args, splits, val_x, val_y) -> dict:
     from cifake.config import load_config
     from cifake.data import load_splits, train_dataset
     from cifake.models import build_model
-    from cifake.train import compile_model, lr_callback
+    from cifake.schedule import lr_callback
+    from cifake.train import compile_model
 
     cfg = load_config(
         args.config,

@@ -19,7 +19,7 @@ import yaml
 
 from cifake.cli import main
 from cifake.config import Config, load_config
-from cifake.train import lr_at
+from cifake.schedule import lr_at
 
 from .conftest import make_dataset
 

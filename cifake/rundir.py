@@ -1,0 +1,71 @@
+"""The run directory's files: naming, atomic writes, results.csv, the config header.
+
+Every file a run writes goes through a temporary name and ``os.replace``, so a reader (or a
+resume after SIGKILL) never sees half a file.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import platform
+from datetime import UTC, datetime
+from pathlib import Path
+
+from . import __version__
+from .errors import UserError
+from .tfutil import import_keras, import_tf
+
+METRICS = ("loss", "accuracy", "precision", "recall", "auc")
+COLUMNS = ("epoch", *METRICS, *(f"val_{m}" for m in METRICS), "lr", "seconds")
+
+
+def new_run_dir(runs_dir: str | Path, name: str) -> Path:
+    """``runs/NAME``, or ``NAME-2``, ``NAME-3``, ... : never an existing directory."""
+    Path(runs_dir).mkdir(parents=True, exist_ok=True)
+    for i in range(1, 10_000):
+        path = Path(runs_dir) / (name if i == 1 else f"{name}-{i}")
+        try:
+            path.mkdir()
+            return path
+        except FileExistsError:
+            continue
+    raise UserError(f"too many runs named {name} in {runs_dir}")
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def atomic_save(model, path: Path) -> None:
+    tmp = path.with_name(f".{path.stem}.tmp.keras")
+    model.save(tmp)
+    os.replace(tmp, path)
+
+
+def versions_header() -> str:
+    keras = import_keras()
+    import numpy
+
+    tf = import_tf()
+    return (
+        f"# resolved by cifake {__version__} on {datetime.now(UTC):%Y-%m-%d %H:%M UTC}: "
+        f"tensorflow {tf.__version__}, keras {keras.__version__}, numpy {numpy.__version__}, python {platform.python_version()}\n"
+        f"# reproduce: cifake train --config <this file>\n"
+    )
+
+
+def read_results(path: Path) -> list[dict[str, float]]:
+    if not path.is_file():
+        return []
+    with open(path, newline="") as f:
+        return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(f)]
+
+
+def write_results(path: Path, rows: list[dict[str, float]]) -> None:
+    lines = [",".join(COLUMNS)]
+    for row in rows:
+        lines.append(",".join(str(int(row[c])) if c == "epoch" else f"{row[c]:.6g}" for c in COLUMNS))
+    atomic_write_text(path, "\n".join(lines) + "\n")
