@@ -54,7 +54,9 @@ def main() -> None:
             "train": {k: v for k, v in vars(cfg.train).items() if k not in ("runs_dir",)},
         },
         "data": {
-            "train_images": None,
+            "train_images": round(
+                100_000 * cfg.data.fraction * (1 - cfg.data.val_fraction)
+            ),  # of the 100,000-image train split
             "val_fraction": cfg.data.val_fraction,
             "split_seed": cfg.data.split_seed,
             "fraction": cfg.data.fraction,
@@ -82,7 +84,6 @@ def main() -> None:
         "output": "P(FAKE), shape (N, 1); FAKE = 1",
         "limitations": LIMITATIONS,
     }
-    card["data"]["train_images"] = round(100_000 * cfg.data.fraction * (1 - cfg.data.val_fraction))
     (PRETRAINED_DIR / "detector.json").write_text(json.dumps(card, indent=2) + "\n")
     print(
         f"wrote {PRETRAINED} ({card['bytes']:,} bytes, {card['parameters']:,} parameters); val accuracy {report['accuracy']:.4f}"
