@@ -13,6 +13,7 @@ batches an uninterrupted one would.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import math
 import os
@@ -24,8 +25,9 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from . import limits
 from .errors import UserError
-from .tfutil import import_tf
+from .tfutil import import_tf, quiet_native_stderr
 
 CLASS_NAMES = ("REAL", "FAKE")  # index = label; FAKE = 1 is the positive class
 IMAGE_SIZE = 32
@@ -112,17 +114,33 @@ def decode_files(paths: list[str], *, batch: int = 2048, progress: bool = False)
     (bicubic, antialiased). Files named .jpg/.jpeg go through the JPEG decoder directly (about 20%
     faster than format sniffing); whatever fails there is retried with the generic decoder. A file
     that fails both is left zero and reported by index.
+
+    Bounded (``limits``): files over IMAGE_MAX_FILE_BYTES are never read; a JPEG whose header
+    declares more pixels than the cap is refused in the graph before decoding, and every other file
+    has its header read by Pillow first. Names may be any bytes (they reach TensorFlow as bytes).
+    The decoders' own complaints ("Premature end of JPEG file") are kept off the terminal: such
+    files are reported as bad by index instead.
     """
     n = len(paths)
     out = np.zeros((n, IMAGE_SIZE, IMAGE_SIZE, 3), np.uint8)
     seen = np.zeros(n, bool)
-    jpeg = [i for i, p in enumerate(paths) if p.lower().endswith((".jpg", ".jpeg"))]
-    with tqdm(
-        total=n, desc="decode", unit="img", file=sys.stderr, mininterval=1.0, disable=not progress or n == 0
-    ) as bar:
+    ok_size = [_size_ok(p) for p in paths]
+    jpeg = [i for i, p in enumerate(paths) if ok_size[i] and p.lower().endswith((".jpg", ".jpeg"))]
+    with (
+        quiet_native_stderr() as err,
+        tqdm(total=n, desc="decode", unit="img", file=err, mininterval=1.0, disable=not progress or n == 0) as bar,
+    ):
         _decode_into(out, seen, paths, jpeg, "jpeg", batch, bar)
-        _decode_into(out, seen, paths, np.flatnonzero(~seen).tolist(), "any", batch, bar)
+        rest = [i for i in np.flatnonzero(~seen).tolist() if ok_size[i] and limits.image_size_problem(paths[i]) is None]
+        _decode_into(out, seen, paths, rest, "any", batch, bar)
     return out, np.flatnonzero(~seen).tolist()
+
+
+def _size_ok(path: str) -> bool:
+    try:
+        return os.stat(path).st_size <= limits.IMAGE_MAX_FILE_BYTES
+    except OSError:
+        return False
 
 
 def _decode_into(
@@ -131,11 +149,14 @@ def _decode_into(
     if not indices:
         return
     tf = import_tf()
+    cap = limits.max_pixels()
 
     def load(i, path):
         data = tf.io.read_file(path)
         if decoder == "jpeg":
-            img = tf.io.decode_jpeg(data, channels=3)
+            hw = tf.cast(tf.image.extract_jpeg_shape(data), tf.int64)
+            with tf.control_dependencies([tf.debugging.assert_less_equal(hw[0] * hw[1], tf.constant(cap, tf.int64))]):
+                img = tf.io.decode_jpeg(data, channels=3)
         else:
             img = tf.io.decode_image(data, channels=3, expand_animations=False)
         shape = tf.shape(img)
@@ -151,10 +172,9 @@ def _decode_into(
         )
         return i, tf.ensure_shape(img, [IMAGE_SIZE, IMAGE_SIZE, 3])
 
+    names = np.array([os.fsencode(paths[i]) for i in indices], dtype=object)  # bytes: any file name works
     ds = (
-        tf.data.Dataset.from_tensor_slices(
-            (np.asarray(indices, dtype=np.int64), np.asarray([paths[i] for i in indices], dtype=object).astype(str))
-        )
+        tf.data.Dataset.from_tensor_slices((np.asarray(indices, dtype=np.int64), names))
         .map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=False)
         .ignore_errors()
         .batch(batch)
@@ -170,8 +190,31 @@ def _cache_key(paths: list[str]) -> str:
     h = hashlib.sha1()
     for p in paths:
         st = os.stat(p)
-        h.update(f"{p}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+        h.update(os.fsencode(p) + f"\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
     return h.hexdigest()[:16]
+
+
+def _read_cache(cache_file: Path, n: int) -> tuple[np.ndarray, list[int]] | None:
+    """The cached (images, bad) if the file is whole and matches ``n`` paths; else None (and it is removed).
+
+    A cache cut short (disk full, a kill during a copy) or edited by hand is treated as absent and
+    rebuilt, instead of failing every later run until someone deletes it.
+    """
+    try:
+        with np.load(cache_file, allow_pickle=False) as z:
+            images, bad = z["images"], z["bad"]
+        if images.shape != (n, IMAGE_SIZE, IMAGE_SIZE, 3) or images.dtype != np.uint8 or bad.ndim != 1:
+            raise ValueError(f"holds {images.shape} {images.dtype}, expected ({n}, 32, 32, 3) uint8")
+        if len(bad) and (bad.min() < 0 or bad.max() >= n):
+            raise ValueError("bad-file indices out of range")
+        return images, bad.astype(np.int64).tolist()
+    except Exception as e:  # noqa: BLE001 - any unreadable cache is rebuilt, never fatal
+        print(
+            f"note: decode cache {cache_file} is unreadable ({type(e).__name__}: {e}); rebuilding it", file=sys.stderr
+        )
+        with contextlib.suppress(OSError):
+            cache_file.unlink()
+        return None
 
 
 def load_images(
@@ -183,8 +226,9 @@ def load_images(
     """
     cache_file = Path(root) / CACHE_DIRNAME / f"{_cache_key(paths)}.npz" if cache else None
     if cache_file is not None and cache_file.is_file():
-        with np.load(cache_file) as z:
-            return z["images"], z["bad"].tolist()
+        cached = _read_cache(cache_file, len(paths))
+        if cached is not None:
+            return cached
     images, bad = decode_files(paths, progress=progress and len(paths) > 5000)
     if bad and on_bad_file == "error":
         shown = ", ".join(paths[i] for i in bad[:5]) + (f" and {len(bad) - 5} more" if len(bad) > 5 else "")
@@ -194,10 +238,13 @@ def load_images(
     if cache_file is not None:
         try:
             cache_file.parent.mkdir(exist_ok=True)
-            tmp = cache_file.with_suffix(".tmp.npz")
-            np.savez(tmp, images=images, bad=np.asarray(bad, np.int64))
-            os.replace(tmp, cache_file)
-        except OSError as e:  # read-only dataset folder: carry on without a cache
+            tmp = cache_file.with_name(f".{cache_file.stem}.{os.getpid()}.tmp.npz")  # one writer per name
+            try:
+                np.savez(tmp, images=images, bad=np.asarray(bad, np.int64))
+                os.replace(tmp, cache_file)  # readers see the old file or the whole new one
+            finally:
+                tmp.unlink(missing_ok=True)
+        except OSError as e:  # read-only dataset folder or a full disk: carry on without a cache
             print(f"note: could not write the decode cache ({e}); set data.cache=false to silence", file=sys.stderr)
     return images, bad
 
@@ -227,6 +274,15 @@ def load_splits(data_cfg, *, progress: bool = True) -> dict[str, Split]:
     full = load_split(data_cfg, "train", progress=progress)
     train_idx, val_idx = stratified_split(full.labels, data_cfg.val_fraction, data_cfg.split_seed)
     splits = {"train": full.take(train_idx), "val": full.take(val_idx)}
+    for name, part in splits.items():
+        counts = part.counts()
+        if min(counts.values()) < limits.MIN_IMAGES_PER_CLASS:
+            raise UserError(
+                f"the {name} split would hold {counts['REAL']} REAL and {counts['FAKE']} FAKE image(s) "
+                f"(data.fraction={data_cfg.fraction:g}, data.val_fraction={data_cfg.val_fraction:g} of {len(full):,} "
+                f"images in {data_cfg.dir}); at least {limits.MIN_IMAGES_PER_CLASS} per class are needed: "
+                "raise data.fraction or add images"
+            )
     if all((Path(data_cfg.dir) / "test" / name).is_dir() for name in CLASS_NAMES):
         splits["test"] = load_split(data_cfg, "test", progress=progress)
     return splits

@@ -20,8 +20,10 @@ import time
 import zipfile
 from pathlib import Path, PurePosixPath
 
-from .data import CLASS_NAMES, IMAGE_EXTENSIONS, decode_files
+from . import limits
+from .data import CACHE_DIRNAME, CLASS_NAMES, IMAGE_EXTENSIONS, decode_files
 from .errors import UserError
+from .limits import printable
 
 DATASET = "birdy654/cifake-real-and-ai-generated-synthetic-images"
 EXPECTED_COUNTS = {"train": 50_000, "test": 10_000}  # images per class in the official release
@@ -99,9 +101,10 @@ def is_complete(root: str | Path) -> bool:
 # --- archive import ------------------------------------------------------------------------------
 
 
-def _plan(zf: zipfile.ZipFile) -> list[tuple[zipfile.ZipInfo, str]]:
-    """(member, relative target) for every dataset file; refuses unsafe member names outright."""
+def _plan(zf: zipfile.ZipFile, archive: Path) -> list[tuple[zipfile.ZipInfo, str]]:
+    """(member, relative target) for every dataset file; refuses unsafe or colliding member names outright."""
     plan = []
+    targets: dict[str, str] = {}
     for info in zf.infolist():
         name = info.filename
         parts = PurePosixPath(name.replace("\\", "/")).parts
@@ -111,8 +114,94 @@ def _plan(zf: zipfile.ZipFile) -> list[tuple[zipfile.ZipInfo, str]]:
             continue
         match = _MEMBER_RE.match(name.replace("\\", "/"))
         if match and match["name"].lower().endswith(IMAGE_EXTENSIONS) and not match["name"].startswith("."):
-            plan.append((info, f"{match['split']}/{match['cls']}/{match['name']}"))
+            rel = f"{match['split']}/{match['cls']}/{match['name']}"
+            if rel in targets:  # e.g. a/train/REAL/x.jpg and b/train/REAL/x.jpg: one would overwrite the other
+                raise UserError(
+                    f"refusing {archive}: members {targets[rel]!r} and {name!r} would both be extracted to {rel}"
+                )
+            targets[rel] = name
+            plan.append((info, rel))
+    limits.check_zip_members([info for info, _ in plan], str(archive))
     return plan
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
+
+
+def clean_stale(data_dir: Path) -> None:
+    """Remove ``.NAME.partial-PID`` / ``.NAME.old-PID`` folders left by a killed import, saying so.
+
+    Only folders whose PID is no longer running are touched. An ``.old`` folder is the previous
+    dataset, moved aside just before the new one was renamed into place: if ``data_dir`` is missing
+    (killed between the two renames) it is put back instead of deleted.
+    """
+    parent = data_dir.parent
+    if not parent.is_dir():
+        return
+    pattern = re.compile(rf"^\.{re.escape(data_dir.name)}\.(partial|old)-(\d+)$")
+    for entry in sorted(parent.iterdir()):
+        m = pattern.match(entry.name)
+        if not m or not entry.is_dir() or _pid_alive(int(m[2])):
+            continue
+        if m[1] == "old" and not data_dir.exists():
+            os.rename(entry, data_dir)
+            _say(f"restored {data_dir} from {entry.name}, left by an import that was killed (pid {m[2]})")
+            continue
+        size = sum(f.stat().st_size for f in entry.rglob("*") if f.is_file())
+        shutil.rmtree(entry, ignore_errors=True)
+        _say(f"removed {entry} ({size / 2**20:,.1f} MiB) left by an import that was killed (pid {m[2]})")
+
+
+_DATASET_ENTRIES = {"train", "test", MARKER, CACHE_DIRNAME}
+
+
+def foreign_entries(root: Path, limit: int = 5) -> list[str]:
+    """Entries under ``root`` that are not part of a cifake dataset folder (empty: safe to replace).
+
+    A dataset folder holds only ``train``/``test`` with ``REAL``/``FAKE`` folders of files, plus
+    cifake's own completion marker and decode cache. Anything else (a user's photos, notes, a
+    subfolder) means the folder is not ours, and ``--force`` must not delete it.
+    """
+    found: list[str] = []
+    for entry in sorted(root.iterdir()):
+        if entry.name not in _DATASET_ENTRIES or (entry.name in ("train", "test") and not entry.is_dir()):
+            found.append(entry.name)
+        elif entry.name in ("train", "test"):
+            for sub in sorted(entry.iterdir()):
+                if sub.name not in CLASS_NAMES or not sub.is_dir():
+                    found.append(f"{entry.name}/{sub.name}")
+                else:
+                    found.extend(f"{entry.name}/{sub.name}/{f.name}" for f in sub.iterdir() if not f.is_file())
+        if len(found) >= limit:
+            break
+    return [printable(f) for f in found[:limit]]
+
+
+def check_target(data_dir: Path, force: bool) -> None:
+    """Refuse a ``--data-dir`` that must not be written or replaced, before anything is extracted."""
+    if data_dir.exists() and not data_dir.is_dir():
+        raise UserError(f"--data-dir {data_dir} is a file, not a folder: choose a folder for the dataset")
+    resolved = data_dir.resolve()
+    protected = {Path.cwd().resolve(), Path.home().resolve(), Path(resolved.anchor)}
+    if force and (resolved in protected or resolved in Path.cwd().resolve().parents):
+        raise UserError(
+            f"refusing to replace {data_dir} ({resolved}): it is the current folder, one above it, your home or the root; "
+            "choose a dedicated folder such as data/cifake"
+        )
+    if data_dir.is_dir() and any(data_dir.iterdir()):
+        other = foreign_entries(data_dir)
+        if other:
+            raise UserError(
+                f"{data_dir} is not a cifake dataset folder (it holds {', '.join(other)}"
+                f"{' ...' if len(other) >= 5 else ''}); nothing was changed: choose another --data-dir"
+            )
 
 
 def import_archive(archive: str | Path, data_dir: str | Path, *, force: bool = False) -> int:
@@ -120,19 +209,24 @@ def import_archive(archive: str | Path, data_dir: str | Path, *, force: bool = F
     from tqdm import tqdm
 
     archive, data_dir = Path(archive), Path(data_dir)
+    if archive.is_dir():
+        raise UserError(f"--archive {archive} is a folder; pass the .zip file itself")
     if not archive.is_file():
         raise UserError(f"archive not found: {archive}")
+    check_target(data_dir, force)
     try:
         zf = zipfile.ZipFile(archive)
     except (zipfile.BadZipFile, OSError) as e:
         raise UserError(f"{archive} is not a readable zip ({e}); it may be truncated: download it again") from None
     with zf:
-        plan = _plan(zf)
+        plan = _plan(zf, archive)
         if not plan:
             raise UserError(
                 f"{archive} holds no train/REAL, train/FAKE (or test/...) image folders: is it the CIFAKE zip?"
             )
         data_dir.parent.mkdir(parents=True, exist_ok=True)
+        clean_stale(data_dir)
+        limits.check_free_space(data_dir.parent, sum(info.file_size for info, _ in plan), f"extracting {archive}")
         tmp = data_dir.parent / f".{data_dir.name}.partial-{os.getpid()}"
         shutil.rmtree(tmp, ignore_errors=True)
         try:
@@ -145,7 +239,7 @@ def import_archive(archive: str | Path, data_dir: str | Path, *, force: bool = F
                     target.parent.mkdir(parents=True, exist_ok=True)
                     made.add(target.parent.as_posix())
                 with zf.open(info) as src, open(target, "wb") as dst:
-                    shutil.copyfileobj(src, dst)
+                    limits.copy_bounded(src, dst, info.file_size, info.filename)
             _say(f"verifying {len(plan):,} files (layout, counts, every image decodes) ...")
             errors, notes = verify(tmp)
             if errors:
@@ -153,14 +247,21 @@ def import_archive(archive: str | Path, data_dir: str | Path, *, force: bool = F
                 raise UserError(f"{archive} failed verification: {shown}")
             (tmp / MARKER).write_text(json.dumps({"source": str(archive), "files": len(plan), "time": time.time()}))
             if data_dir.exists():
-                if not force:
-                    raise UserError(f"{data_dir} already exists: use --force to replace it")
+                if not force and any(data_dir.iterdir()):
+                    raise UserError(f"{data_dir} already holds a dataset: use --force to replace it")
+                check_target(data_dir, force)  # again: it may have changed during the extraction
                 old = data_dir.parent / f".{data_dir.name}.old-{os.getpid()}"
                 os.rename(data_dir, old)
+                os.rename(tmp, data_dir)
                 shutil.rmtree(old, ignore_errors=True)
-            os.rename(tmp, data_dir)
+            else:
+                os.rename(tmp, data_dir)
         except (zipfile.BadZipFile, EOFError, zlib_error()) as e:
             raise UserError(f"{archive} is corrupt ({e}); download it again") from None
+        except OSError as e:
+            raise UserError(
+                f"could not write {data_dir}: {e.strerror or e} ({printable(str(e.filename or ''))})"
+            ) from None
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
     for line in notes:
@@ -237,8 +338,10 @@ def kaggle_download(data_dir: str | Path, *, force: bool = False, attempts: int 
 
 
 def run(data_dir: str, archive: str | None = None, force: bool = False, verify_only: bool = False) -> int:
-    """``cifake download``: verify, import or download, idempotently."""
+    """``cifake download``: verify, import or download, idempotently; never deletes a folder it did not make."""
     root = Path(data_dir)
+    if root.exists() and not root.is_dir():
+        raise UserError(f"--data-dir {root} is a file, not a folder: choose a folder for the dataset")
     if verify_only:
         if not root.is_dir():
             raise UserError(f"{root} does not exist: fetch it with cifake download --data-dir {root}")
@@ -246,17 +349,20 @@ def run(data_dir: str, archive: str | None = None, force: bool = False, verify_o
         for line in notes:
             print(f"ok    {line}")
         for line in errors:
-            print(f"ERROR {line}")
+            print(f"ERROR {printable(line)}")
         if errors:
             raise UserError(f"{root}: {len(errors)} problem(s) found (listed above); re-import with --force")
         print(f"{root}: verified")
         return 0
+    clean_stale(root)
     if is_complete(root) and not force:
         print(f"{root} is already complete (verified when it was imported); nothing to do. Use --force to replace it.")
         return 0
+    check_target(root, force)  # a folder that is not a dataset is refused, with or without --force
     if root.exists() and any(root.iterdir()) and not force:
         raise UserError(
-            f"{root} exists but was not made by cifake download: check it with --verify, or replace it with --force"
+            f"{root} holds an incomplete dataset not made by cifake download: check it with --verify, "
+            "or replace it with --force"
         )
     if archive:
         return import_archive(archive, root, force=True)

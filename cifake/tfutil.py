@@ -30,6 +30,25 @@ def _silenced_fd2():
         os.close(devnull)
 
 
+@contextlib.contextmanager
+def quiet_native_stderr():
+    """Keep C libraries' own messages (libjpeg's "Premature end of JPEG file") off the terminal.
+
+    File descriptor 2 points at /dev/null inside the block; the stream yielded still writes to the
+    real stderr, for a progress bar. Under ``--debug`` nothing is silenced.
+    """
+    if os.environ.get("CIFAKE_DEBUG") == "1":
+        yield sys.stderr
+        return
+    sys.stderr.flush()
+    real = os.fdopen(os.dup(2), "w", buffering=1, errors="backslashreplace")
+    try:
+        with _silenced_fd2():
+            yield real
+    finally:
+        real.close()
+
+
 @cache
 def import_tf():
     """The tensorflow module, imported once with its start-up noise silenced."""

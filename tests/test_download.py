@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import io
 import json
+import os
+import subprocess
+import sys
 import zipfile
 from pathlib import Path
 
@@ -96,15 +100,135 @@ def test_archive_import_train_only_with_prefix(tmp_path, capfd):
     assert main(["download", "--verify", "--data-dir", str(target)]) == 0
 
 
-def test_existing_foreign_folder_needs_force(tmp_path, capfd):
+def test_force_never_deletes_a_folder_that_is_not_a_dataset(tmp_path, capfd):
+    """`--force` on ~/Pictures (or a typo) once deleted every file in it without a word."""
+    target = tmp_path / "Pictures"
+    (target / "holiday").mkdir(parents=True)
+    (target / "holiday" / "beach.jpg").write_bytes(b"precious")
+    (target / "notes.txt").write_text("mine")
+    archive = make_zip(tmp_path / "a.zip")
+    for force in ([], ["--force"]):
+        assert main(["download", "--archive", str(archive), "--data-dir", str(target), *force]) == 2
+        err = capfd.readouterr().err
+        assert "is not a cifake dataset folder" in err and "holiday" in err and "notes.txt" in err
+        assert "--force" not in err  # the refusal must not suggest the flag that would destroy it
+    assert (target / "holiday" / "beach.jpg").read_bytes() == b"precious" and (target / "notes.txt").is_file()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["Pictures", "a.zip"]  # no leftovers either
+
+
+def test_foreign_file_inside_dataset_layout_is_refused(tmp_path, capfd):
     target = tmp_path / "cifake"
     (target / "train").mkdir(parents=True)
     (target / "train" / "x.txt").write_text("mine")
     archive = make_zip(tmp_path / "a.zip")
+    assert main(["download", "--archive", str(archive), "--data-dir", str(target), "--force"]) == 2
+    assert "train/x.txt" in capfd.readouterr().err
+    assert (target / "train" / "x.txt").read_text() == "mine"
+
+
+def test_incomplete_dataset_needs_force_then_is_replaced(tmp_path, capfd):
+    target = tmp_path / "cifake"
+    (target / "train" / "REAL").mkdir(parents=True)
+    (target / "train" / "REAL" / "old.jpg").write_bytes(b"old")
+    archive = make_zip(tmp_path / "a.zip")
     assert main(["download", "--archive", str(archive), "--data-dir", str(target)]) == 2
     assert "--force" in capfd.readouterr().err
     assert main(["download", "--archive", str(archive), "--data-dir", str(target), "--force"]) == 0
-    assert (target / MARKER).is_file() and not (target / "train" / "x.txt").exists()
+    assert (target / MARKER).is_file() and not (target / "train" / "REAL" / "old.jpg").exists()
+    assert not list(tmp_path.glob(".cifake.*"))
+
+
+@pytest.mark.parametrize("where", ["cwd", "file"])
+def test_data_dir_that_is_cwd_or_a_file_is_refused(tmp_path, monkeypatch, capfd, where):
+    archive = make_zip(tmp_path / "a.zip")
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "keep.txt").write_text("x")
+    monkeypatch.chdir(work)
+    target = "." if where == "cwd" else "keep.txt"
+    assert main(["download", "--archive", str(archive), "--data-dir", target, "--force"]) == 2
+    err = capfd.readouterr().err
+    assert ("current folder" in err) if where == "cwd" else ("is a file" in err)
+    assert (work / "keep.txt").read_text() == "x"
+
+
+def test_archive_that_is_a_folder(tmp_path, capfd):
+    (tmp_path / "dl.zip").mkdir()
+    assert main(["download", "--archive", str(tmp_path / "dl.zip"), "--data-dir", str(tmp_path / "c")]) == 2
+    assert "is a folder" in capfd.readouterr().err
+
+
+def test_duplicate_targets_refused(tmp_path, capfd):
+    """Two prefixes mapping to the same train/REAL/x once let a FAKE image overwrite a REAL one."""
+    archive = make_zip(tmp_path / "dup.zip", splits=("train",))
+    with zipfile.ZipFile(archive, "a") as zf:
+        zf.writestr("other/train/REAL/0000.jpg", zf.read("train/FAKE/0000.jpg"))
+    assert main(["download", "--archive", str(archive), "--data-dir", str(tmp_path / "c")]) == 2
+    err = capfd.readouterr().err
+    assert "would both be extracted to train/REAL/0000.jpg" in err
+    assert not (tmp_path / "c").exists()
+
+
+def _bomb_zip(path: Path, size: int) -> Path:
+    """One highly compressible member of ``size`` bytes, written in chunks (never held in memory)."""
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf, zf.open("train/REAL/bomb.jpg", "w") as f:
+        chunk = b"\0" * (1 << 20)
+        for _ in range(size // len(chunk)):
+            f.write(chunk)
+    return path
+
+
+def test_zip_bomb_refused_from_the_directory(tmp_path, capfd):
+    bomb = _bomb_zip(tmp_path / "bomb.zip", 200 << 20)  # 200 MiB in ~200 KB
+    assert bomb.stat().st_size < 1 << 20
+    assert main(["download", "--archive", str(bomb), "--data-dir", str(tmp_path / "c")]) == 2
+    err = capfd.readouterr().err
+    assert "refusing" in err and "bomb.jpg" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bomb.zip"]  # nothing extracted, no partial folder
+
+
+def test_high_ratio_member_refused(tmp_path, capfd):
+    bomb = _bomb_zip(tmp_path / "ratio.zip", 8 << 20)  # under the size cap, but 1000x compressed
+    assert main(["download", "--archive", str(bomb), "--data-dir", str(tmp_path / "c")]) == 2
+    assert "zip bomb" in capfd.readouterr().err
+
+
+def test_member_larger_than_declared_stops_while_streaming(tmp_path):
+    from cifake.errors import UserError
+    from cifake.limits import copy_bounded
+
+    src = io.BytesIO(b"x" * 5000)
+    dst = io.BytesIO()
+    with pytest.raises(UserError, match="more data than its header declares"):
+        copy_bounded(src, dst, 1000, "train/REAL/a.jpg", chunk=256)
+    assert len(dst.getvalue()) <= 1000
+
+
+def test_stale_leftovers_of_a_killed_import_are_removed(tmp_path, capfd):
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()  # a PID that is no longer running
+    for kind in ("partial", "old"):
+        junk = tmp_path / f".cifake.{kind}-{dead.pid}" / "train" / "REAL"
+        junk.mkdir(parents=True)
+        (junk / "a.jpg").write_bytes(b"x" * 1000)
+    alive = tmp_path / f".cifake.partial-{os.getppid()}"  # a running process: its folder is left alone
+    alive.mkdir()
+    (tmp_path / "cifake").mkdir()
+    archive = make_zip(tmp_path / "a.zip")
+    assert main(["download", "--archive", str(archive), "--data-dir", str(tmp_path / "cifake")]) == 0
+    err = capfd.readouterr().err
+    assert err.count("left by an import that was killed") == 2
+    assert sorted(p.name for p in tmp_path.glob(".cifake.*")) == [alive.name]
+
+
+def test_killed_between_renames_restores_the_old_dataset(tmp_path, capfd):
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    old = tmp_path / f".cifake.old-{dead.pid}"
+    (old / "train" / "REAL").mkdir(parents=True)
+    (old / MARKER).write_text("{}")
+    assert main(["download", "--data-dir", str(tmp_path / "cifake")]) == 0  # complete again: nothing to fetch
+    assert "restored" in capfd.readouterr().err and (tmp_path / "cifake" / MARKER).is_file()
 
 
 def test_zip_slip_refused(tmp_path, capfd):

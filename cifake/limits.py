@@ -1,0 +1,153 @@
+"""The numbers that bound untrusted input, defined once and used by every reader.
+
+Anything cifake reads may come from someone else: archives, image files, uploads, configs, model
+files, file names. Each is checked against these bounds *before* it is expanded (from a zip's
+central directory, an image header, a file's size), so a small hostile file cannot make cifake
+allocate gigabytes, fill a disk or hang. Generous on purpose: a CIFAKE image is ~1 KB and 32x32.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import zipfile
+from pathlib import Path
+
+from .errors import UserError
+
+# --- images --------------------------------------------------------------------------------------
+DEFAULT_MAX_MEGAPIXELS = 50.0  # width x height of one image, decoded (50 MP = 150 MB of RGB); --max-megapixels
+_max_pixels = int(DEFAULT_MAX_MEGAPIXELS * 1e6)
+
+IMAGE_MAX_FILE_BYTES = 256 * 2**20  # one image file on disk; read whole before decoding
+
+# --- archives (cifake download --archive, and the Kaggle zip) -------------------------------------
+ARCHIVE_MAX_MEMBERS = 1_000_000  # the full release has 120,000 files
+ARCHIVE_MAX_MEMBER_BYTES = 32 * 2**20  # one member, uncompressed (a CIFAKE image is ~1 KB)
+ARCHIVE_MAX_TOTAL_BYTES = 8 * 2**30  # all extracted members together (the full release is ~130 MB)
+ARCHIVE_MAX_RATIO = 200  # uncompressed / compressed size of one member (JPEGs barely compress)
+ARCHIVE_RATIO_MIN_BYTES = 1 * 2**20  # the ratio check applies to members above this size
+
+# --- model files (.keras is a zip) ----------------------------------------------------------------
+MODEL_MAX_TOTAL_BYTES = 4 * 2**30  # every member of a .keras file, uncompressed
+
+# --- configs --------------------------------------------------------------------------------------
+CONFIG_MAX_BYTES = 1 * 2**20  # a YAML recipe is ~1 KB
+YAML_MAX_NODES = 10_000  # nodes after alias expansion: refuses "billion laughs" in a few ms
+
+# --- training -------------------------------------------------------------------------------------
+MIN_IMAGES_PER_CLASS = 5  # in each of the train and validation splits, after data.fraction
+
+
+def max_pixels() -> int:
+    return _max_pixels
+
+
+def set_max_megapixels(megapixels: float) -> None:
+    """Raise or lower the per-image pixel cap (``--max-megapixels``) for this process."""
+    global _max_pixels
+    if not (math.isfinite(megapixels) and megapixels > 0):
+        raise UserError(f"--max-megapixels: got {megapixels}; expected a positive number")
+    _max_pixels = int(megapixels * 1e6)
+    from PIL import Image
+
+    Image.MAX_IMAGE_PIXELS = _max_pixels  # Pillow errors at twice this: ours is the check users meet
+
+
+def image_size_problem(path: str | bytes | os.PathLike) -> str | None:
+    """Why ``path`` must not be decoded (too many pixels per its header), or None.
+
+    Pillow reads only the header here (no pixel data), for every format it knows; a file Pillow
+    cannot identify returns None and is left to the decoders, which then report it unreadable.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            width, height = im.size
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
+        return None
+    except Image.DecompressionBombError:  # Pillow's own cap, which we keep above ours
+        return f"declares more than {_max_pixels / 1e6:.0f} megapixels"
+    if width * height > _max_pixels:
+        return (
+            f"{width}x{height} = {width * height / 1e6:.0f} megapixels is over the {_max_pixels / 1e6:.0f} MP cap "
+            "(--max-megapixels raises it)"
+        )
+    return None
+
+
+def printable(path: str) -> str:
+    """A file name safe to print or write to a UTF-8 CSV: undecodable bytes shown as ``\\xNN``.
+
+    Python gives names that are not valid UTF-8 as lone surrogates (PEP 383); printing those to
+    stdout or a UTF-8 file raises, which once crashed whole commands over one odd file name.
+    """
+    return path.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+# --- zip archives ----------------------------------------------------------------------------------
+
+
+def check_zip_members(
+    infos: list[zipfile.ZipInfo],
+    what: str,
+    *,
+    max_member: int = ARCHIVE_MAX_MEMBER_BYTES,
+    max_total: int = ARCHIVE_MAX_TOTAL_BYTES,
+) -> int:
+    """Refuse a zip whose central directory promises too much; return the declared total bytes.
+
+    Checked from the directory alone, before anything is extracted: member count, each member's
+    declared size, the compression ratio of large members, and the total. Extraction must then
+    stop if a member's real size exceeds its declared one (``copy_bounded``).
+    """
+    if len(infos) > ARCHIVE_MAX_MEMBERS:
+        raise UserError(f"refusing {what}: {len(infos):,} members (at most {ARCHIVE_MAX_MEMBERS:,} are accepted)")
+    total = 0
+    for info in infos:
+        if info.file_size > max_member:
+            raise UserError(
+                f"refusing {what}: member {info.filename!r} declares {info.file_size / 2**20:,.1f} MiB "
+                f"(at most {max_member / 2**20:,.0f} MiB per file)"
+            )
+        if info.file_size > ARCHIVE_RATIO_MIN_BYTES and info.file_size > ARCHIVE_MAX_RATIO * max(info.compress_size, 1):
+            raise UserError(
+                f"refusing {what}: member {info.filename!r} expands {info.file_size / max(info.compress_size, 1):,.0f}x "
+                f"(a zip bomb? at most {ARCHIVE_MAX_RATIO}x is accepted)"
+            )
+        total += info.file_size
+    if total > max_total:
+        raise UserError(
+            f"refusing {what}: members total {total / 2**30:,.2f} GiB uncompressed (at most {max_total / 2**30:,.0f} GiB)"
+        )
+    return total
+
+
+def copy_bounded(src, dst, limit: int, name: str, chunk: int = 1 << 16) -> int:
+    """Copy a stream, failing as soon as more than ``limit`` bytes arrive (a lying zip header)."""
+    written = 0
+    while True:
+        block = src.read(min(chunk, limit + 1 - written))
+        if not block:
+            return written
+        written += len(block)
+        if written > limit:
+            raise UserError(
+                f"refusing archive: member {name!r} holds more data than its header declares ({limit} bytes)"
+            )
+        dst.write(block)
+
+
+def check_free_space(folder: Path, needed: int, what: str) -> None:
+    """Refuse early when ``needed`` bytes (plus 5% headroom) do not fit on ``folder``'s filesystem."""
+    import shutil
+
+    try:
+        free = shutil.disk_usage(folder).free
+    except OSError:
+        return
+    if needed * 1.05 > free:
+        raise UserError(
+            f"{what} needs {needed / 2**20:,.0f} MiB but {folder} has {free / 2**20:,.0f} MiB free: free some space"
+        )
