@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import math
 import os
 import sys
 import traceback
 from collections.abc import Callable
 
-from . import __version__
+from . import __version__, limits
 from .errors import UserError
 
 LABELS_NOTE = "Labels: FAKE = 1 is the positive class everywhere (P(FAKE), precision, recall, CSV columns)."
@@ -54,6 +55,28 @@ def _probability(text: str) -> float:
     return value
 
 
+def _positive_number(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"got {text!r}; expected a number") from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"got {text}; expected a positive, finite number")
+    return value
+
+
+def _add_pixel_cap(p: argparse.ArgumentParser) -> None:
+    """The per-image pixel cap, for every command that decodes images it did not make."""
+    p.add_argument(
+        "--max-megapixels",
+        type=_positive_number,
+        default=limits.DEFAULT_MAX_MEGAPIXELS,
+        metavar="MP",
+        help="images whose header declares more pixels are skipped without being decoded (a decompression bomb "
+        "guard; 50 MP = 150 MB of RGB)",
+    )
+
+
 def _positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
@@ -78,6 +101,7 @@ def _add_scoring_args(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--batch-size", type=_positive_int, default=1024, help="images per model call")
     p.add_argument("--tta", action="store_true", help="average P(FAKE) with that of the mirrored image")
+    _add_pixel_cap(p)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -134,6 +158,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--name", help="run directory name (config key train.name; default: the config file's stem)")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run; only train.epochs may change")
     p.add_argument("--summary", action="store_true", help="print the model's layers and parameters, then exit")
+    _add_pixel_cap(p)
 
     p = _sub(
         subs,
@@ -193,6 +218,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("images", nargs="+", metavar="IMAGE", help="image files")
     p.add_argument("--out", default="explain", help="folder for the overlay PNGs (created)")
     p.add_argument("--layer", default=None, help="name of the layer to explain (default: the last 4-D feature map)")
+    _add_pixel_cap(p)
 
     p = _sub(
         subs,
@@ -211,7 +237,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--host", default="127.0.0.1", help="address to bind (0.0.0.0 exposes the app to your network)")
     p.add_argument("--port", type=_port, default=7860, help="port to listen on")
-    p.add_argument("--max-mb", type=float, default=10.0, help="uploads larger than this are refused")
+    p.add_argument(
+        "--max-mb",
+        type=_positive_number,
+        default=10.0,
+        help="uploads larger than this are refused by the server while they arrive (HTTP 413)",
+    )
+    p.add_argument(
+        "--concurrency",
+        type=_positive_int,
+        default=4,
+        help="requests scored at the same time (one large batch then does not hold up the others)",
+    )
+    _add_pixel_cap(p)
 
     p = _sub(
         subs,
@@ -225,6 +263,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-dir", default="data/cifake", help="dataset root (config key data.dir)")
     p.add_argument("--out", default="reports/eda", help="report folder (created)")
     p.add_argument("--samples", type=_positive_int, default=32, help="sample images per class in samples.png")
+    _add_pixel_cap(p)
 
     p = _sub(
         subs,
@@ -252,7 +291,12 @@ def _cmd_config(args: argparse.Namespace) -> int:
         for key, default, text in rows:
             print(f"{key:<{width}}  {default:<14}  {text}")
         return 0
+    from .errors import ConfigError
+    from .models import model_problems
+
     cfg = load_config(args.config, args.overrides)
+    if problems := model_problems(cfg.model):
+        raise ConfigError(problems)
     print(cfg.to_yaml(), end="")
     if args.summary:
         from .models import build_model, summary_text
@@ -291,6 +335,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.debug:
         os.environ["CIFAKE_DEBUG"] = "1"  # tfutil then leaves TensorFlow's start-up logs alone
     try:
+        if getattr(args, "max_megapixels", None):
+            limits.set_max_megapixels(args.max_megapixels)
         return HANDLERS[args.command](args)
     except UserError as e:
         if args.debug:

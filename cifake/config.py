@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import re
+import reprlib
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +18,7 @@ from typing import Any
 
 import yaml
 
+from . import limits
 from .errors import ConfigError, UserError
 
 
@@ -31,7 +34,7 @@ class DataConfig:
     dir: str = _f("data/cifake", "dataset root holding train/{REAL,FAKE} and optionally test/{REAL,FAKE}")
     val_fraction: float = _f(0.1, "share of train held out for validation (seeded, stratified)", gt=0, max=0.9)
     fraction: float = _f(1.0, "seeded, stratified subset of every split to use (CI: 0.01)", gt=0, max=1)
-    split_seed: int = _f(42, "seed of the subset and validation split; independent of train.seed", min=0)
+    split_seed: int = _f(42, "seed of the subset and validation split; independent of train.seed", min=0, max=2**32 - 1)
     cache: bool = _f(True, "keep decoded images in <dir>/.cifake-cache so the next run starts at once")
     on_bad_file: str = _f("error", "what to do with a file that does not decode", choices=("error", "skip"))
 
@@ -45,43 +48,47 @@ class AugmentConfig:
 @dataclass
 class ModelConfig:
     name: str = _f("small_cnn", "model builder from the registry (cifake/models.py)")
-    stem_filters: int = _f(0, "channels of a stem Conv2D before the blocks; 0 = no stem", min=0)
+    stem_filters: int = _f(0, "channels of a stem Conv2D before the blocks; 0 = no stem", min=0, max=4096)
     stem_stride: int = _f(2, "stride of the stem (2 halves the resolution: 4x fewer FLOPs after it)", min=1, max=4)
-    filters: list[int] = _f([32, 64, 128], "conv blocks: output channels of each block, in order")
+    filters: list[int] = _f([32, 64, 128], "conv blocks: output channels of each block, in order", max=4096, max_len=16)
     convs_per_block: int = _f(1, "Conv2D layers in each block", min=1, max=4)
     kernel_size: int = _f(3, "square kernel size of every Conv2D", min=1, max=7)
     batch_norm: bool = _f(True, "BatchNormalization after every Conv2D")
     activation: str = _f("relu", "activation of conv and dense layers", choices=("relu", "gelu", "silu"))
     pooling: str = _f("max", "downsampling (2x2) after each block", choices=("max", "avg", "none"))
     head: str = _f("global_avg", "how conv features become a vector", choices=("global_avg", "flatten"))
-    dense: list[int] = _f([], "hidden Dense layers of the head (units each); [] = none")
+    dense: list[int] = _f([], "hidden Dense layers of the head (units each); [] = none", max=16384, max_len=8)
     dropout: float = _f(0.0, "dropout rate before each Dense layer of the head", min=0, max=0.9)
     weights: str = _f(
         "none", "transfer models: backbone weights, none | imagenet | PATH to a Keras .h5/.weights.h5 file"
     )
     input_size: int = _f(96, "transfer models: the 32x32 input is resized to this inside the model", min=32, max=512)
-    freeze_epochs: int = _f(0, "transfer models: epochs with the backbone frozen before fine-tuning all layers", min=0)
+    freeze_epochs: int = _f(
+        0, "transfer models: epochs with the backbone frozen before fine-tuning all layers", min=0, max=100_000
+    )
 
 
 @dataclass
 class TrainConfig:
-    name: str = _f("", "run directory name under runs_dir; '' = the config file's stem")
+    name: str = _f("", "run directory name under runs_dir; '' = the config file's stem", run_name=True)
     runs_dir: str = _f("runs", "where run directories are created (never overwritten: name-2, name-3, ...)")
-    epochs: int = _f(10, "passes over the training split", min=1)
-    batch_size: int = _f(128, "images per step", min=1)
+    epochs: int = _f(10, "passes over the training split", min=1, max=100_000)
+    batch_size: int = _f(128, "images per step", min=1, max=65_536)
     optimizer: str = _f("adamw", "optimiser", choices=("adam", "adamw", "sgd"))
     lr: float = _f(1e-3, "peak learning rate", gt=0)
     weight_decay: float = _f(5e-4, "decoupled weight decay (adamw, sgd)", min=0)
     momentum: float = _f(0.9, "SGD (Nesterov) momentum", min=0, max=1)
     schedule: str = _f("cosine", "learning-rate schedule, per step", choices=("constant", "cosine", "onecycle"))
-    warmup_epochs: float = _f(0.0, "linear warm-up from 0 to lr (cosine; onecycle uses 30% of the run)", min=0)
+    warmup_epochs: float = _f(
+        0.0, "linear warm-up from 0 to lr (cosine; onecycle uses 30% of the run)", min=0, max=100_000
+    )
     label_smoothing: float = _f(0.0, "binary label smoothing", min=0, max=0.5)
-    early_stopping: int = _f(0, "stop after this many epochs without improving monitor; 0 = off", min=0)
+    early_stopping: int = _f(0, "stop after this many epochs without improving monitor; 0 = off", min=0, max=100_000)
     monitor: str = _f("val_accuracy", "metric that picks best.keras", choices=("val_accuracy", "val_auc", "val_loss"))
-    seed: int = _f(0, "seed of weights, shuffling and augmentation (CPU runs are reproducible)", min=0)
+    seed: int = _f(0, "seed of weights, shuffling and augmentation (CPU runs are reproducible)", min=0, max=2**32 - 1)
     mixed_precision: str = _f("auto", "float16 compute on a capable GPU", choices=("auto", "on", "off"))
     distribute: str = _f("auto", "multi-GPU strategy", choices=("auto", "none", "mirrored"))
-    threads: int = _f(0, "CPU threads for TensorFlow ops; 0 = all cores", min=0)
+    threads: int = _f(0, "CPU threads for TensorFlow ops; 0 = all cores", min=0, max=1024)
 
 
 @dataclass
@@ -132,13 +139,30 @@ def _suggest(word: str, options: list[str]) -> str:
 
 
 _FLOAT_RE = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
+_RUN_NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_ .+=,@-]{0,99}$")
+RUN_NAME_RULE = "one folder name: letters, digits, space and _ . + = , @ - (no / or \\, not starting with . or -), at most 100 characters"
+
+
+def check_run_name(value: str, key: str = "train.name") -> str:
+    """``value`` if it is a safe run-directory name; a ConfigError otherwise (``../x``, ``/abs``, ``a/b``)."""
+    if not _RUN_NAME_RE.match(value):
+        raise ConfigError(f"{key}: got {_short(value)}; a run name is {RUN_NAME_RULE}")
+    return value
+
+
+def _short(value: Any, width: int = 60) -> str:
+    """repr of a value, cut to ``width`` characters (a hostile config may hold a huge one)."""
+    r = reprlib.Repr()
+    r.maxlevel, r.maxlist, r.maxdict, r.maxstring, r.maxother, r.maxlong = 2, 6, 6, width, width, 40
+    text = r.repr(value)
+    return text if len(text) <= width else text[: width - 3] + "..."
 
 
 def _coerce(key: str, value: Any, typ: Any, meta: dict) -> Any:
     """Return ``value`` as ``typ`` or raise ConfigError with a line saying what is allowed."""
 
     def bad(allowed: str) -> ConfigError:
-        return ConfigError(f"{key}: got {value!r} ({type(value).__name__}); expected {allowed}")
+        return ConfigError(f"{key}: got {_short(value)} ({type(value).__name__}); expected {allowed}")
 
     if typ is bool:
         if not isinstance(value, bool):
@@ -151,19 +175,33 @@ def _coerce(key: str, value: Any, typ: Any, meta: dict) -> Any:
             value = float(value)  # PyYAML reads 1e-3 as a string
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise bad("a number")
-        value = float(value)
+        try:
+            value = float(value)
+        except OverflowError:  # an integer too large for a float
+            raise bad("a finite number") from None
+        if not math.isfinite(value):
+            raise bad("a finite number (not .inf or .nan)")
     elif typ is str:
         if not isinstance(value, str):
             raise bad("a string")
+        if "\0" in value:
+            raise bad("a string without NUL characters")
     elif typing.get_origin(typ) is list:
         if not isinstance(value, list) or any(isinstance(v, bool) or not isinstance(v, int) for v in value):
             raise bad("a list of integers, e.g. [32, 64]")
         if any(v < 1 for v in value):
             raise bad("a list of positive integers")
+        if len(value) > meta.get("max_len", len(value)):
+            raise bad(f"at most {meta['max_len']} entries")
+        if "max" in meta and any(v > meta["max"] for v in value):
+            raise bad(f"entries <= {meta['max']}")
+        return value
+    if meta.get("run_name") and value:
+        check_run_name(value, key)
     choices = meta.get("choices")
     if choices and value not in choices:
         raise ConfigError(
-            f"{key}: got {value!r}; expected one of {', '.join(choices)}.{_suggest(str(value), list(choices))}"
+            f"{key}: got {_short(value)}; expected one of {', '.join(choices)}.{_suggest(str(value)[:100], list(choices))}"
         )
     for rule, ok, word in (
         ("min", lambda v, r: v >= r, ">="),
@@ -171,19 +209,23 @@ def _coerce(key: str, value: Any, typ: Any, meta: dict) -> Any:
         ("gt", lambda v, r: v > r, ">"),
     ):
         if rule in meta and not ok(value, meta[rule]):
-            raise ConfigError(f"{key}: got {value!r}; expected a value {word} {meta[rule]}")
+            raise ConfigError(f"{key}: got {_short(value)}; expected a value {word} {meta[rule]}")
     return value
 
 
 def _apply(cfg: Config, key: str, value: Any, problems: list[str]) -> None:
     section, _, name = key.partition(".")
     if section not in SECTIONS or not name or "." in name:
-        problems.append(f"'{key}' is not a valid key.{_suggest(key, all_keys())} (see: cifake config --reference)")
+        problems.append(
+            f"{_short(key)} is not a valid key.{_suggest(key[:100], all_keys())} (see: cifake config --reference)"
+        )
         return
     cls = SECTIONS[section]
     fields = {f.name: f for f in dataclasses.fields(cls)}
     if name not in fields:
-        problems.append(f"'{key}' is not a valid key.{_suggest(key, all_keys())} (see: cifake config --reference)")
+        problems.append(
+            f"{_short(key)} is not a valid key.{_suggest(key[:100], all_keys())} (see: cifake config --reference)"
+        )
         return
     hints = typing.get_type_hints(cls)
     try:
@@ -206,13 +248,78 @@ def _flatten(data: dict, source: str, problems: list[str]) -> dict[str, Any]:
     return flat
 
 
+def _expanded_size(root: yaml.Node) -> int:
+    """Nodes the document would have once every alias is expanded; refuses cycles.
+
+    PyYAML shares aliased nodes, so composing is cheap, but anything that walks or prints the
+    result (validation, error messages, to_yaml) pays the expanded size: nine levels of ten
+    aliases is a billion nodes ("billion laughs") from a 1 KB file.
+    """
+    sizes: dict[int, int] = {}
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    active: set[int] = set()
+    while stack:
+        node, done = stack.pop()
+        if id(node) in sizes:
+            continue
+        children: list[yaml.Node] = []
+        if isinstance(node, yaml.SequenceNode):
+            children = list(node.value)
+        elif isinstance(node, yaml.MappingNode):
+            children = [n for pair in node.value for n in pair]
+        if done:
+            active.discard(id(node))
+            sizes[id(node)] = min(1 + sum(sizes[id(c)] for c in children), 1 << 62)
+            continue
+        if id(node) in active:
+            raise ConfigError("a YAML alias refers to itself (a recursive structure)")
+        active.add(id(node))
+        stack.append((node, True))
+        for child in children:
+            if id(child) in active:
+                raise ConfigError("a YAML alias refers to itself (a recursive structure)")
+            stack.append((child, False))
+    return sizes[id(root)]
+
+
+def safe_yaml(text: str, where: str) -> Any:
+    """``yaml.safe_load`` with bounds: at most YAML_MAX_NODES nodes after alias expansion, no cycles,
+    no nesting deep enough to exhaust the stack. Every failure is a one-line ConfigError."""
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        try:
+            size = _expanded_size(node)
+        except ConfigError as e:
+            raise ConfigError(f"{where}: {e}") from None
+        if size > limits.YAML_MAX_NODES:
+            raise ConfigError(
+                f"{where}: the YAML expands to over {limits.YAML_MAX_NODES:,} values through its aliases "
+                "(&anchor/*alias); a cifake config has about 50: write the values out"
+            )
+        return loader.construct_document(node)
+    except RecursionError:
+        raise ConfigError(f"{where}: the YAML is nested too deeply") from None
+    finally:
+        loader.dispose()
+
+
 def read_yaml(path: str | Path) -> dict:
     """Load a YAML mapping; every failure is a one-line UserError naming the file (and line)."""
     path = Path(path)
     if not path.is_file():
         raise UserError(f"config file not found: {path} (check the path; recipes live in configs/)")
     try:
-        data = yaml.safe_load(path.read_text())
+        with open(path, "rb") as f:
+            raw = f.read(limits.CONFIG_MAX_BYTES + 1)
+    except OSError as e:
+        raise UserError(f"cannot read config file {path}: {e.strerror}") from None
+    if len(raw) > limits.CONFIG_MAX_BYTES:
+        raise ConfigError(f"{path}: over {limits.CONFIG_MAX_BYTES // 1024} KB; a cifake config is a few lines of YAML")
+    try:
+        data = safe_yaml(raw.decode("utf-8"), str(path))
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
@@ -233,9 +340,11 @@ def parse_override(text: str) -> tuple[str, Any]:
     """``train.lr=1e-3`` -> ("train.lr", "1e-3" coerced later); the value follows YAML rules."""
     key, sep, raw = text.partition("=")
     if not sep or not key.strip():
-        raise ConfigError(f"override {text!r} is not key=value (example: train.epochs=3)")
+        raise ConfigError(f"override {_short(text)} is not key=value (example: train.epochs=3)")
+    if len(text) > 10_000:
+        raise ConfigError(f"override {_short(text)} is over 10,000 characters")
     try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
+        value = safe_yaml(raw, f"override {key.strip()[:60]}") if raw.strip() else ""
     except yaml.YAMLError:
         value = raw
     return key.strip(), value
@@ -249,8 +358,8 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str
         flat = _flatten(read_yaml(path), str(path), problems)
         for key, value in flat.items():
             _apply(cfg, key, value, problems)
-        if not cfg.train.name:
-            cfg.train.name = Path(path).stem
+        if not cfg.train.name:  # the file's stem, made safe as a folder name
+            cfg.train.name = re.sub(r"[^A-Za-z0-9_ .+=,@-]", "_", Path(path).stem).lstrip(".-")[:100] or "run"
     for text in overrides:
         try:
             key, value = parse_override(text)

@@ -22,6 +22,7 @@ import numpy as np
 from .config import DataConfig
 from .data import CLASS_NAMES, SUBJECTS, Split, load_split, subject_of
 from .errors import UserError
+from .limits import printable
 
 
 def dhash(images: np.ndarray) -> np.ndarray:
@@ -114,7 +115,7 @@ def report(data_dir: str | Path, out: str | Path, samples: int = 32) -> Path:
         w.writerow(["kind", "group", "split", "path"])
         for kind, groups in (("identical", exact), ("near", near)):
             for gi, g in enumerate(groups):
-                w.writerows((kind, gi, split, path) for split, path in g)
+                w.writerows((kind, gi, split, printable(path)) for split, path in g)
 
     def describe(groups):
         cross = sum(len({s for s, _ in g}) > 1 for g in groups)
@@ -150,7 +151,9 @@ def report(data_dir: str | Path, out: str | Path, samples: int = 32) -> Path:
     lines += ["Every group is listed file by file in `duplicates.csv` (kind, group, split, path).", ""]
     for kind, groups in (("identical", exact), ("near-duplicate", near)):
         for g in groups[:5]:
-            lines.append(f"- {kind}: " + ", ".join(f"`{s}/{Path(p).parent.name}/{Path(p).name}`" for s, p in g))
+            lines.append(
+                f"- {kind}: " + ", ".join(f"`{s}/{Path(p).parent.name}/{printable(Path(p).name)}`" for s, p in g)
+            )
     path = out / "report.md"
     path.write_text("\n".join(lines) + "\n")
     print(

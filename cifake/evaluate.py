@@ -9,88 +9,18 @@ next to the checkpoint (written by ``--choose-threshold`` on the validation spli
 from __future__ import annotations
 
 import json
+import os
 import sys
-import weakref
 from pathlib import Path
 
 import numpy as np
 
 from .config import Config, DataConfig, config_from_dict, read_yaml
-from .data import SUBJECTS, Split, load_split, load_splits, subject_of
+from .data import SUBJECTS, load_split, load_splits, subject_of
+from .detector import THRESHOLD_FILE, load_detector, predict_tta, read_threshold, resolve_checkpoint
 from .errors import UserError
+from .limits import printable
 from .metrics import best_threshold, binary_report, per_group_accuracy
-from .tfutil import import_keras, import_tf
-
-THRESHOLD_FILE = "threshold.json"
-
-
-def resolve_checkpoint(path: str | Path) -> Path:
-    """A .keras file, or a run directory (its best.keras)."""
-    path = Path(path)
-    if path.is_dir():
-        if (path / "best.keras").is_file():
-            return path / "best.keras"
-        raise UserError(f"{path} is a folder without best.keras: pass a .keras file or a run directory")
-    if not path.is_file():
-        raise UserError(f"checkpoint not found: {path} (pass a .keras file or a run directory such as runs/small_cnn)")
-    return path
-
-
-def load_detector(path: str | Path):
-    """Load a .keras model with safe_mode and check the cifake contract: (N, 32, 32, 3) -> (N, 1)."""
-    keras = import_keras()
-    path = resolve_checkpoint(path)
-    try:
-        model = keras.models.load_model(path, compile=False, safe_mode=True)
-    except Exception as e:  # noqa: BLE001 - any load failure means "not a usable Keras model"
-        raise UserError(
-            f"{path} is not a loadable Keras model ({type(e).__name__}: {str(e).splitlines()[0][:160]})"
-        ) from None
-    shape = tuple(model.input_shape) if not isinstance(model.input_shape, list) else None
-    if shape is None or shape[1:] != (32, 32, 3) or tuple(model.output_shape)[1:] != (1,):
-        raise UserError(
-            f"{path} takes {model.input_shape} -> {model.output_shape}; cifake models take (N, 32, 32, 3) RGB and return P(FAKE) (N, 1)"
-        )
-    return model
-
-
-def stored_threshold(checkpoint: Path) -> tuple[float, str] | None:
-    f = checkpoint.parent / THRESHOLD_FILE
-    if f.is_file():
-        data = json.loads(f.read_text())
-        return float(data["threshold"]), f"{f} (chosen on {data.get('chosen_on', '?')})"
-    return None
-
-
-def predict_images(model, images: np.ndarray, batch_size: int = 1024) -> np.ndarray:
-    """P(FAKE) for a uint8 array, through one traced ``model(x, training=False)`` over fixed-size batches.
-
-    About twice as fast on a CPU as ``model.predict`` on a tf.data pipeline (no per-step callback
-    machinery, no dataset slicing); the last batch is padded so the function is traced once.
-    """
-    tf = import_tf()
-    fn = _traced.get(model)
-    if fn is None:
-        fn = _traced[model] = tf.function(lambda x: model(x, training=False))
-    n = len(images)
-    out = np.empty(n, np.float32)
-    for start in range(0, n, batch_size):
-        chunk = images[start : start + batch_size]
-        if len(chunk) < batch_size and n > batch_size:
-            chunk = np.concatenate([chunk, np.zeros((batch_size - len(chunk), *chunk.shape[1:]), chunk.dtype)])
-        out[start : start + batch_size] = fn(chunk).numpy().ravel()[: min(batch_size, n - start)]
-    return out
-
-
-_traced: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # model -> its traced call
-
-
-def predict_split(model, split: Split, batch_size: int = 1024, tta: bool = False) -> np.ndarray:
-    """P(FAKE) for every image of ``split``; ``tta`` averages with the horizontally flipped image."""
-    p = predict_images(model, split.images, batch_size)
-    if tta:
-        p = (p + predict_images(model, np.ascontiguousarray(split.images[:, :, ::-1]), batch_size)) / 2
-    return p
 
 
 def run_config(checkpoint: Path) -> Config | None:
@@ -112,6 +42,8 @@ def evaluate(
 ) -> dict:
     """Evaluate ``checkpoint``; return the report written to metrics.json (see module docstring)."""
     checkpoint = resolve_checkpoint(checkpoint)
+    out_dir = Path(out) if out else checkpoint.parent
+    check_writable_dir(out_dir, "--out" if out else "the checkpoint's folder (choose another with --out)")
     model = load_detector(checkpoint)
     cfg = run_config(checkpoint)
     data_cfg = cfg.data if cfg else DataConfig()
@@ -129,7 +61,7 @@ def evaluate(
         data = load_split(data_cfg, "test")
     else:
         data = load_splits(data_cfg)[split]
-    p = predict_split(model, data, batch_size, tta=tta)
+    p = predict_tta(model, data.images, batch_size, tta, checkpoint)
     y = data.labels
 
     source = "default"
@@ -139,7 +71,7 @@ def evaluate(
         threshold, source = best_threshold(y, p), "chosen now on val (max accuracy)"
     elif threshold is not None:
         source = "--threshold"
-    elif (stored := stored_threshold(checkpoint)) is not None:
+    elif (stored := read_threshold(checkpoint)) is not None:
         threshold, source = stored
     else:
         threshold = 0.5
@@ -148,7 +80,6 @@ def evaluate(
     subjects = np.array([subject_of(x) for x in data.paths])
     report["per_subject"] = per_group_accuracy(y, p, subjects, SUBJECTS, threshold)
 
-    out_dir = Path(out) if out else checkpoint.parent
     eval_dir = out_dir / f"eval-{split}"
     eval_dir.mkdir(parents=True, exist_ok=True)
     write_predictions(eval_dir / "predictions.csv", data.paths, p, threshold)
@@ -174,10 +105,22 @@ def evaluate(
     return report
 
 
+def check_writable_dir(folder: Path, what: str) -> None:
+    """Fail before the scoring, not after: ``folder`` must be (or become) a writable folder."""
+    if folder.exists() and not folder.is_dir():
+        raise UserError(f"{what}: {folder} is a file; give a folder for the results")
+    probe = folder
+    while not probe.exists():
+        probe = probe.parent
+    if not probe.is_dir() or not os.access(probe, os.W_OK | os.X_OK):
+        raise UserError(f"{what}: cannot write to {folder} ({probe} is not writable); give a writable folder")
+
+
 def write_predictions(path: Path, paths: list[str], p: np.ndarray, threshold: float) -> None:
     with open(path, "w") as f:
         f.write("path,p_fake,label\n")
-        for name, prob in zip(paths, p, strict=True):
+        for raw, prob in zip(paths, p, strict=True):
+            name = printable(raw)
             quoted = '"' + name.replace('"', '""') + '"' if ("," in name or '"' in name) else name
             f.write(f"{quoted},{prob:.6f},{'FAKE' if prob >= threshold else 'REAL'}\n")
 

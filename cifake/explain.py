@@ -10,6 +10,7 @@ named with ``--layer``.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -92,31 +93,35 @@ def overlay(image: np.ndarray, cam: np.ndarray, size: int = 256) -> np.ndarray:
 
 def explain(model_path: str | Path, images: list[str], out: str | Path, layer: str | None = None) -> list[Path]:
     """Write ``<out>/<stem>_gradcam.png`` (image | heatmap overlay) per readable image; return the paths."""
-    from .evaluate import load_detector
+    from .detector import check_probabilities, load_detector
+    from .limits import printable
     from .plots import gradcam_figure
     from .predict import load_images
 
     model = load_detector(model_path)
     arrays, ok, unreadable = load_images(images)
-    for path in unreadable:
-        print(f"warning: skipped unreadable file: {path}")
+    for path, why in unreadable:
+        print(f"warning: skipped {printable(path)}: {why}", file=sys.stderr)
     if not ok:
         raise UserError("none of the given files could be read as an image")
     cams, probs = gradcam(model, arrays, layer)
+    check_probabilities(np.asarray(probs, np.float32), model_path)
     target = find_target_layer(model, layer).name
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     written = []
     for img, cam, p, path in zip(arrays, cams, probs, ok, strict=True):
-        dest = out / f"{Path(path).stem}_gradcam.png"
-        gradcam_figure(img, overlay(img, cam), f"{Path(path).name}: P(FAKE) {p:.3f} (Grad-CAM at {target})", dest)
-        print(f"{path}: P(FAKE) {p:.4f} -> {dest}")
+        dest = out / f"{printable(Path(path).stem)}_gradcam.png"
+        gradcam_figure(
+            img, overlay(img, cam), f"{printable(Path(path).name)}: P(FAKE) {p:.3f} (Grad-CAM at {target})", dest
+        )
+        print(f"{printable(path)}: P(FAKE) {p:.4f} -> {dest}")
         written.append(dest)
     return written
 
 
 def run_cli(args) -> int:
-    from .predict import PRETRAINED
+    from .detector import PRETRAINED
 
     explain(PRETRAINED if args.model == "pretrained" else args.model, args.images, args.out, args.layer)
     return 0

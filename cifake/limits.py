@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import math
 import os
+import struct
+import threading
 import zipfile
 from pathlib import Path
 
@@ -54,27 +56,56 @@ def set_max_megapixels(megapixels: float) -> None:
     Image.MAX_IMAGE_PIXELS = _max_pixels  # Pillow errors at twice this: ours is the check users meet
 
 
-def image_size_problem(path: str | bytes | os.PathLike) -> str | None:
-    """Why ``path`` must not be decoded (too many pixels per its header), or None.
+_header_lock = threading.Lock()
+EXIF_ORIENTATION = 0x0112
 
-    Pillow reads only the header here (no pixel data), for every format it knows; a file Pillow
-    cannot identify returns None and is left to the decoders, which then report it unreadable.
+
+def image_header(path: str | bytes | os.PathLike) -> tuple[int, int, int] | None:
+    """(width, height, EXIF orientation 1-8) from the header alone (Pillow reads no pixels); None if
+    Pillow cannot identify the file, which is then left to the decoders to report unreadable.
+
+    Pillow's own bomb check is lifted for this read only (under a lock: serve is threaded), so a
+    huge image is measured and refused by ``image_size_problem`` with its real size.
     """
     from PIL import Image, UnidentifiedImageError
 
-    try:
-        with Image.open(path) as im:
-            width, height = im.size
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
-        return None
-    except Image.DecompressionBombError:  # Pillow's own cap, which we keep above ours
-        return f"declares more than {_max_pixels / 1e6:.0f} megapixels"
+    with _header_lock:
+        saved, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
+        try:
+            with Image.open(path) as im:
+                width, height = im.size
+                orientation = im.getexif().get(EXIF_ORIENTATION, 1) if "exif" in im.info or im.format == "TIFF" else 1
+        except (UnidentifiedImageError, OSError, ValueError, SyntaxError, struct.error):
+            return None
+        finally:
+            Image.MAX_IMAGE_PIXELS = saved
+    return width, height, orientation if isinstance(orientation, int) and 1 <= orientation <= 8 else 1
+
+
+def size_problem(width: int, height: int) -> str | None:
     if width * height > _max_pixels:
         return (
-            f"{width}x{height} = {width * height / 1e6:.0f} megapixels is over the {_max_pixels / 1e6:.0f} MP cap "
+            f"{width}x{height} = {width * height / 1e6:.0f} megapixels is over the {_max_pixels / 1e6:g} MP cap "
             "(--max-megapixels raises it)"
         )
     return None
+
+
+def file_size_problem(path: str | bytes | os.PathLike) -> str | None:
+    try:
+        if os.stat(path).st_size > IMAGE_MAX_FILE_BYTES:
+            return f"the file is over {IMAGE_MAX_FILE_BYTES // 2**20} MB"
+    except OSError:
+        pass
+    return None
+
+
+def image_size_problem(path: str | bytes | os.PathLike) -> str | None:
+    """Why ``path`` must not be decoded (too many pixels per its header, or too big a file), or None."""
+    if why := file_size_problem(path):
+        return why
+    header = image_header(path)
+    return size_problem(*header[:2]) if header else None
 
 
 def printable(path: str) -> str:

@@ -29,12 +29,40 @@ def register(name: str) -> Callable[[Builder], Builder]:
     return wrap
 
 
-def build_model(cfg: ModelConfig):
-    """Build ``cfg.name`` from the registry; an unknown name is a ConfigError with a suggestion."""
+def model_problems(cfg: ModelConfig) -> list[str]:
+    """Why ``cfg`` cannot be built (one line each), checked without TensorFlow; [] when it can.
+
+    Run before a run directory exists, so a bad shape key fails with a line instead of a Keras
+    traceback and a config-only run folder.
+    """
     if cfg.name not in REGISTRY:
         close = difflib.get_close_matches(cfg.name, list(REGISTRY), n=1)
         hint = f" Did you mean '{close[0]}'?" if close else ""
-        raise ConfigError(f"model.name: got {cfg.name!r}; expected one of {', '.join(sorted(REGISTRY))}.{hint}")
+        return [f"model.name: got {cfg.name!r}; expected one of {', '.join(sorted(REGISTRY))}.{hint}"]
+    if cfg.name != "small_cnn":
+        return []
+    if not cfg.filters:
+        return ["model.filters: got []; small_cnn needs at least one conv block, e.g. [32, 64, 128]"]
+    size = INPUT_SHAPE[0]
+    if cfg.stem_filters:
+        size = -(-size // cfg.stem_stride)  # 'same' padding rounds up
+    for b in range(1, len(cfg.filters) + 1):
+        if cfg.pooling != "none":
+            if size < 2:
+                return [
+                    f"model.filters: {len(cfg.filters)} blocks pool the 32x32 input below 1x1 at block {b} "
+                    f"(each block halves it{', after the stride-' + str(cfg.stem_stride) + ' stem' if cfg.stem_filters else ''}); "
+                    f"use at most {b - 1} blocks, or model.pooling=none"
+                ]
+            size //= 2
+    return []
+
+
+def build_model(cfg: ModelConfig):
+    """Build ``cfg.name`` from the registry; a config it cannot build is a ConfigError (see model_problems)."""
+    problems = model_problems(cfg)
+    if problems:
+        raise ConfigError(problems)
     import_tf()
     return REGISTRY[cfg.name](cfg)
 

@@ -12,16 +12,20 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import sys
 from pathlib import Path
 
 import numpy as np
 
-from .data import IMAGE_SIZE, Split, decode_files
+from . import limits
+from .data import IMAGE_SIZE, decode_files
+from .detector import PRETRAINED, PRETRAINED_DIR, Detector
 from .errors import UserError
+from .limits import printable
 
-PRETRAINED_DIR = Path(__file__).parent / "pretrained"
-PRETRAINED = PRETRAINED_DIR / "detector.keras"
+__all__ = ["PRETRAINED", "collect", "load_images", "predict_files"]
+
 EXIT_SOME_UNREADABLE = 3
 
 
@@ -47,13 +51,13 @@ def collect(paths: list[str]) -> list[str]:
 
 
 def _pil_decode(path: str) -> np.ndarray | None:
-    """Pillow fallback: RGB (alpha dropped, as TensorFlow does), resized like the loader; None if unreadable."""
-    from PIL import Image
+    """Pillow: EXIF orientation applied, RGB (alpha dropped, as TensorFlow does), resized like the loader; None if unreadable."""
+    from PIL import Image, ImageOps
 
     try:
         with Image.open(path) as im:
             im.seek(0)
-            arr = np.asarray(im.convert("RGB"))
+            arr = np.asarray(ImageOps.exif_transpose(im).convert("RGB"))
     except Exception:  # noqa: BLE001 - any failure means unreadable
         return None
     if arr.shape[:2] == (IMAGE_SIZE, IMAGE_SIZE):
@@ -65,21 +69,35 @@ def _pil_decode(path: str) -> np.ndarray | None:
     return np.clip(np.round(resized.numpy()[0]), 0, 255).astype(np.uint8)
 
 
-def load_images(files: list[str]) -> tuple[np.ndarray, list[str], list[str]]:
-    """(images, readable paths, unreadable paths) in input order."""
-    images, bad = decode_files(files, progress=len(files) > 5000)
-    unreadable = []
-    for i in bad:
+def load_images(files: list[str]) -> tuple[np.ndarray, list[str], list[tuple[str, str]]]:
+    """(images, readable paths, [(unreadable path, why)]) in input order.
+
+    Headers first (``limits.image_header``): files over the pixel or size cap are never decoded; photos whose
+    EXIF orientation says "rotated" are decoded upright by Pillow (TensorFlow's decoders ignore
+    EXIF). The rest go through the loader's parallel decoders, with Pillow as the fallback for
+    formats TensorFlow does not read.
+    """
+    refused: dict[int, str] = {}
+    upright: list[int] = []
+    for i, f in enumerate(files):
+        header = limits.image_header(f)
+        if why := limits.file_size_problem(f) or (limits.size_problem(*header[:2]) if header else None):
+            refused[i] = why
+        elif header and header[2] != 1:
+            upright.append(i)
+    plain = sorted(set(range(len(files))) - set(refused) - set(upright))
+    images = np.zeros((len(files), IMAGE_SIZE, IMAGE_SIZE, 3), np.uint8)
+    decoded, bad = decode_files([files[i] for i in plain], progress=len(plain) > 5000)
+    images[plain] = decoded
+    problems = dict(refused)
+    for i in [plain[j] for j in bad] + upright:
         arr = _pil_decode(files[i])
         if arr is None:
-            unreadable.append(files[i])
+            problems[i] = "not an image this tool can read"
         else:
             images[i] = arr
-    if not unreadable:
-        return images, list(files), []
-    dropped = set(unreadable)
-    keep = [i for i, f in enumerate(files) if f not in dropped]
-    return images[keep], [files[i] for i in keep], unreadable
+    keep = [i for i in range(len(files)) if i not in problems]
+    return images[keep], [files[i] for i in keep], [(files[i], problems[i]) for i in sorted(problems)]
 
 
 def predict_files(
@@ -88,24 +106,15 @@ def predict_files(
     threshold: float | None = None,
     batch_size: int = 1024,
     tta: bool = False,
-) -> tuple[list[tuple[str, float, str]], list[str], float]:
-    """Score ``files``: ([(path, p_fake, label)], unreadable paths, threshold used)."""
-    from .evaluate import load_detector, predict_split, resolve_checkpoint, stored_threshold
-
-    checkpoint = resolve_checkpoint(model_path or PRETRAINED)
-    model = load_detector(checkpoint)
-    if threshold is None:
-        stored = stored_threshold(checkpoint)
-        threshold = stored[0] if stored else 0.5
+) -> tuple[list[tuple[str, float, str]], list[tuple[str, str]], float]:
+    """Score ``files``: ([(path, p_fake, label)], [(unreadable path, why)], threshold used)."""
+    detector = Detector.load(model_path, threshold)
     images, ok, unreadable = load_images(files)
     if not ok:
-        return [], unreadable, threshold
-    p = predict_split(model, Split(images, np.zeros(len(ok), np.int32), ok), batch_size, tta=tta)
-    return (
-        [(f, float(q), "FAKE" if q >= threshold else "REAL") for f, q in zip(ok, p, strict=True)],
-        unreadable,
-        threshold,
-    )
+        return [], unreadable, detector.threshold
+    p = detector.predict(images, batch_size, tta=tta)
+    t = detector.threshold
+    return [(f, float(q), "FAKE" if q >= t else "REAL") for f, q in zip(ok, p, strict=True)], unreadable, t
 
 
 def model_card() -> dict:
@@ -113,13 +122,26 @@ def model_card() -> dict:
     return json.loads(f.read_text()) if f.is_file() else {}
 
 
+def check_out_file(out: Path) -> None:
+    """Fail before the scoring, not after it: ``--out`` must be a file we can create or replace."""
+    if out.is_dir():
+        raise UserError(f"--out {out} is a folder; give a file name such as {out / 'predictions.csv'}")
+    probe = out.parent
+    while not probe.exists():
+        probe = probe.parent
+    if not probe.is_dir() or not os.access(probe, os.W_OK | os.X_OK) or (out.exists() and not os.access(out, os.W_OK)):
+        raise UserError(f"--out {out}: not writable ({probe} does not accept new files); choose another path")
+
+
 def run_cli(args) -> int:
+    if args.out:
+        check_out_file(Path(args.out))
     files = collect(args.paths)
     if not files:
         raise UserError(f"no image files found in {' '.join(args.paths)}")
     rows, unreadable, threshold = predict_files(files, args.model, args.threshold, args.batch_size, tta=args.tta)
-    for path in unreadable:
-        print(f"warning: skipped unreadable file: {path}", file=sys.stderr)
+    for path, why in unreadable:
+        print(f"warning: skipped {printable(path)}: {why}", file=sys.stderr)
     if not rows:
         raise UserError(f"none of the {len(files)} file(s) could be read as an image")
     if args.out:
@@ -128,13 +150,14 @@ def run_cli(args) -> int:
         with open(out, "w", newline="") as f:
             writer = csv.writer(f)
             writer.writerow(["path", "p_fake", "label"])
-            writer.writerows((path, f"{p:.6f}", label) for path, p, label in rows)
+            writer.writerows((printable(path), f"{p:.6f}", label) for path, p, label in rows)
         print(f"wrote {len(rows)} predictions to {out} (threshold {threshold:.4f}; FAKE = 1)")
     else:
-        width = min(max(len(r[0]) for r in rows), 80)
+        names = [printable(r[0]) for r in rows]
+        width = min(max(len(n) for n in names), 80)
         print(f"{'path':<{width}}  {'P(FAKE)':>8}  label   (threshold {threshold:.4f})")
-        for path, p, label in rows:
-            print(f"{path:<{width}}  {p:>8.4f}  {label}")
+        for name, (_, p, label) in zip(names, rows, strict=True):
+            print(f"{name:<{width}}  {p:>8.4f}  {label}")
     n_fake = sum(r[2] == "FAKE" for r in rows)
     print(
         f"{len(rows)} scored: {n_fake} FAKE, {len(rows) - n_fake} REAL; {len(unreadable)} unreadable", file=sys.stderr

@@ -22,14 +22,19 @@ COLUMNS = ("epoch", *METRICS, *(f"val_{m}" for m in METRICS), "lr", "seconds")
 
 def new_run_dir(runs_dir: str | Path, name: str) -> Path:
     """``runs/NAME``, or ``NAME-2``, ``NAME-3``, ... : never an existing directory."""
-    Path(runs_dir).mkdir(parents=True, exist_ok=True)
-    for i in range(1, 10_000):
-        path = Path(runs_dir) / (name if i == 1 else f"{name}-{i}")
-        try:
-            path.mkdir()
-            return path
-        except FileExistsError:
-            continue
+    try:
+        Path(runs_dir).mkdir(parents=True, exist_ok=True)
+        for i in range(1, 10_000):
+            path = Path(runs_dir) / (name if i == 1 else f"{name}-{i}")
+            try:
+                path.mkdir()
+                return path
+            except FileExistsError:
+                continue
+    except OSError as e:  # read-only, a file in the way, no space
+        raise UserError(
+            f"cannot create a run directory in {runs_dir}: {e.strerror or e}; set train.runs_dir to a writable folder"
+        ) from None
     raise UserError(f"too many runs named {name} in {runs_dir}")
 
 

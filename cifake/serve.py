@@ -1,26 +1,35 @@
 """``cifake serve``: a Gradio app to score uploaded images, with Grad-CAM overlays.
 
 Optional extra: ``pip install 'cifake[demo]'``. Binds to 127.0.0.1 unless ``--host`` says
-otherwise. Uploads that are not images, or larger than ``--max-mb``, are refused with a visible
-message; the other uploads of the same batch are still scored.
+otherwise. Hostile or careless uploads are bounded: Gradio's own ``max_file_size`` refuses a large
+upload while it is being received (HTTP 413, nothing kept), each image's pixel count is read from
+its header and capped before decoding, and uploads live in a private temporary folder that is
+deleted when the server stops. Several requests are served at once (``--concurrency``), so one
+large batch does not hold up everyone else's single image. Ctrl-C stops it with exit code 130.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
+import socket
+import sys
+import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
 
 from .errors import UserError
+from .limits import printable
 
 SHIPPED = "shipped detector (cifake)"
 
 
 def model_choices(paths: list[str]) -> dict[str, Path]:
     """Display name -> checkpoint: the shipped detector first, then each path given (checked now)."""
-    from .evaluate import load_detector, resolve_checkpoint
-    from .predict import PRETRAINED
+    from .detector import PRETRAINED, load_detector, resolve_checkpoint
 
     choices = {SHIPPED: PRETRAINED}
     for raw in paths:
@@ -34,33 +43,35 @@ def score_uploads(
     files: list[str], checkpoint: Path, max_bytes: int, cache: dict
 ) -> tuple[list[list], list[tuple[np.ndarray, str]], str]:
     """(table rows [file, P(FAKE), label], gallery [(overlay, caption)], status message) for uploads."""
-    from .evaluate import load_detector, stored_threshold
+    from .detector import check_probabilities, load_detector, read_threshold
     from .explain import gradcam, overlay
     from .predict import load_images
 
     if checkpoint not in cache:
         cache[checkpoint] = load_detector(checkpoint)
     model = cache[checkpoint]
-    stored = stored_threshold(checkpoint)
+    stored = read_threshold(checkpoint)
     threshold = stored[0] if stored else 0.5
     problems, accepted = [], []
     for f in files or []:
-        name = Path(f).name
+        name = printable(Path(f).name)
         size = os.path.getsize(f)
         if size > max_bytes:
-            problems.append(f"refused {name}: {size / 1e6:.1f} MB is over the {max_bytes / 1e6:.0f} MB limit")
+            problems.append(f"refused {name}: {size / 1e6:.1f} MB is over the {max_bytes / 1e6:g} MB limit")
         else:
             accepted.append(f)
     rows, gallery = [], []
     if accepted:
         images, ok, unreadable = load_images(accepted)
-        problems += [f"refused {Path(u).name}: not an image this app can read" for u in unreadable]
+        problems += [f"refused {printable(Path(u).name)}: {why}" for u, why in unreadable]
         if ok:
             cams, probs = gradcam(model, images)
+            check_probabilities(np.asarray(probs, np.float32), checkpoint)
             for path, img, cam, p in zip(ok, images, cams, probs, strict=True):
                 label = "FAKE" if p >= threshold else "REAL"
-                rows.append([Path(path).name, round(float(p), 4), label])
-                gallery.append((overlay(img, cam), f"{Path(path).name}: P(FAKE) {p:.4f} -> {label}"))
+                name = printable(Path(path).name)
+                rows.append([name, round(float(p), 4), label])
+                gallery.append((overlay(img, cam), f"{name}: P(FAKE) {p:.4f} -> {label}"))
     if not files:
         status = "Upload one or more images."
     else:
@@ -70,7 +81,7 @@ def score_uploads(
     return rows, gallery, status
 
 
-def build_app(choices: dict[str, Path], max_bytes: int):
+def build_app(choices: dict[str, Path], max_bytes: int, concurrency: int = 4):
     import gradio as gr
 
     cache: dict = {}
@@ -92,23 +103,61 @@ def build_app(choices: dict[str, Path], max_bytes: int):
         status = gr.Markdown(elem_id="status")
         table = gr.Dataframe(headers=["file", "P(FAKE)", "label"], label="scores", elem_id="scores", interactive=False)
         gallery = gr.Gallery(label="Grad-CAM", columns=6, height=320, object_fit="contain", elem_id="gradcam")
-        button.click(run, [files, model], [table, gallery, status])
+        button.click(run, [files, model], [table, gallery, status], concurrency_limit=concurrency)
+    app.max_bytes = max_bytes  # read by launch(): Gradio refuses larger uploads while receiving them
     return app
 
 
-def run_cli(args) -> int:
+def check_port_free(host: str, port: int) -> None:
+    """Fail with one line before printing a URL that would not work."""
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as sock:
+        try:
+            sock.bind((host, port))
+        except OSError as e:
+            raise UserError(
+                f"cannot listen on {host}:{port} ({e.strerror or e}): is another server using it? choose another --port"
+            ) from None
+
+
+@contextlib.contextmanager
+def private_upload_dir():
+    """Point Gradio's upload folder at a fresh temporary folder, removed (with every upload) on exit."""
+    folder = tempfile.mkdtemp(prefix="cifake-serve-")
+    before = os.environ.get("GRADIO_TEMP_DIR")
+    os.environ["GRADIO_TEMP_DIR"] = folder
     try:
-        import gradio  # noqa: F401
-    except ImportError:
-        raise UserError("the app needs Gradio: pip install 'cifake[demo]'") from None
-    if args.max_mb <= 0:
-        raise UserError(f"--max-mb: got {args.max_mb}; expected a positive size in MB")
+        yield Path(folder)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+        if before is None:
+            os.environ.pop("GRADIO_TEMP_DIR", None)
+        else:
+            os.environ["GRADIO_TEMP_DIR"] = before
+
+
+def run_cli(args) -> int:
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
-    choices = model_choices(args.models)
-    app = build_app(choices, int(args.max_mb * 1e6))
-    print(f"cifake serve: http://{args.host}:{args.port} (models: {', '.join(choices)}); Ctrl-C stops it")
-    launch(app, args.host, args.port)
-    return 0
+    with private_upload_dir() as uploads:  # before Gradio is imported: it reads the folder at import
+        try:
+            import gradio  # noqa: F401
+        except ImportError:
+            raise UserError("the app needs Gradio: pip install 'cifake[demo]'") from None
+        choices = model_choices(args.models)
+        check_port_free(args.host, args.port)
+        app = build_app(choices, int(args.max_mb * 1e6), args.concurrency)
+        launch(app, args.host, args.port, block=False)
+        print(
+            f"cifake serve: http://{args.host}:{args.port} (models: {', '.join(choices)}; uploads up to "
+            f"{args.max_mb:g} MB, {args.concurrency} at once, kept in {uploads} until it stops); Ctrl-C stops it",
+            flush=True,
+        )
+        try:
+            while True:
+                time.sleep(0.5)
+        except KeyboardInterrupt:
+            print("cifake serve: stopping; uploads deleted", file=sys.stderr, flush=True)
+            app.close()
+            raise  # the CLI's policy: exit code 130
 
 
 def launch(app, host: str, port: int, block: bool = True):
@@ -126,5 +175,6 @@ def launch(app, host: str, port: int, block: bool = True):
         show_error=True,
         quiet=True,
         theme=theme,
+        max_file_size=getattr(app, "max_bytes", None),
         prevent_thread_lock=not block,
     )

@@ -17,8 +17,9 @@ import sys
 import time
 from pathlib import Path
 
-from .config import Config, config_from_dict, load_config, read_yaml
-from .errors import UserError
+from .config import Config, check_run_name, config_from_dict, load_config, read_yaml
+from .errors import ConfigError, UserError
+from .models import model_problems
 from .rundir import (
     COLUMNS,
     METRICS,
@@ -32,6 +33,7 @@ from .rundir import (
 from .schedule import lr_callback
 from .tfutil import import_keras, import_tf
 
+DATA_FILE = "data.json"  # the run's split sizes, checked on resume
 RESUMABLE_KEYS = {"train.epochs", "train.early_stopping", "train.threads", "data.dir", "data.cache"}
 
 
@@ -152,6 +154,7 @@ def _callback(run_dir: Path, cfg: Config, rows: list[dict[str, float]]):
             super().__init__()
             self.best, self.since = best_of(rows, cfg.train.monitor)
             self.stopped_early = False
+            self.diverged = ""  # "nan" or "inf" when the training loss stopped being finite
 
         def on_epoch_begin(self, epoch, logs=None):
             self.t0 = time.perf_counter()
@@ -161,6 +164,10 @@ def _callback(run_dir: Path, cfg: Config, rows: list[dict[str, float]]):
             row = {"epoch": epoch + 1, **{c: float(logs.get(c, float("nan"))) for c in COLUMNS[1:-2]}}
             row["lr"] = float(self.model.optimizer.learning_rate.numpy())
             row["seconds"] = time.perf_counter() - self.t0
+            if not math.isfinite(row["loss"]):  # nothing of this epoch is kept: the weights are garbage
+                self.diverged = str(row["loss"])
+                self.model.stop_training = True
+                return
             if is_better(cfg.train.monitor, row[cfg.train.monitor], self.best):
                 self.best, self.since = row[cfg.train.monitor], 0
                 atomic_save(self.model, run_dir / "best.keras")
@@ -193,6 +200,8 @@ def train(cfg: Config, run_dir: Path | None = None, *, resume: bool = False) -> 
     """Train ``cfg`` into ``run_dir`` (a new runs/NAME when None); return the run directory.
 
     With ``resume``, continue ``run_dir`` from its last completed epoch (see module docstring).
+    Everything that can refuse the run (data, model shape) is checked before a new run directory
+    exists, so a failed start leaves nothing behind.
     """
     keras = import_keras()
 
@@ -201,35 +210,39 @@ def train(cfg: Config, run_dir: Path | None = None, *, resume: bool = False) -> 
 
     strategy, devices = setup_devices(cfg)
     keras.utils.set_random_seed(cfg.train.seed)
-    if run_dir is None:
-        run_dir = new_run_dir(cfg.train.runs_dir, cfg.train.name)
-    run_dir = Path(run_dir)
-    print(f"run directory: {run_dir}", flush=True)
-    print(f"devices: {devices}", flush=True)
-    if not resume:
-        atomic_write_text(run_dir / "config.yaml", versions_header() + cfg.to_yaml())
 
     t0 = time.perf_counter()
     splits = load_splits(cfg.data)
     train_split, val_split = splits["train"], splits["val"]
     bs = cfg.train.batch_size
     steps = math.ceil(len(train_split) / bs)
+    data_info = {"train_images": len(train_split), "val_images": len(val_split), "steps_per_epoch": steps}
+    if resume:
+        check_same_data(Path(run_dir), data_info)
+
+    initial_epoch, rows = 0, []
+    with strategy.scope():
+        if resume and (Path(run_dir) / "last.keras").is_file():
+            model = keras.models.load_model(Path(run_dir) / "last.keras")
+            initial_epoch = min(int(model.optimizer.iterations.numpy()) // steps, cfg.train.epochs)
+            rows = read_results(Path(run_dir) / "results.csv")[:initial_epoch]
+            write_results(Path(run_dir) / "results.csv", rows)
+        else:
+            model = build_model(cfg.model)  # a shape Keras cannot build fails here, before the run directory
+            compile_model(model, cfg)
+    if not resume:
+        run_dir = new_run_dir(cfg.train.runs_dir, cfg.train.name)
+        atomic_write_text(run_dir / "config.yaml", versions_header() + cfg.to_yaml())
+        atomic_write_text(run_dir / DATA_FILE, json.dumps(data_info, indent=2) + "\n")
+    run_dir = Path(run_dir)
+    print(f"run directory: {run_dir}", flush=True)
+    print(f"devices: {devices}", flush=True)
     print(
         f"data: {len(train_split):,} train / {len(val_split):,} val images from {cfg.data.dir} ({time.perf_counter() - t0:.1f}s)",
         flush=True,
     )
-
-    initial_epoch, rows = 0, []
-    with strategy.scope():
-        if resume and (run_dir / "last.keras").is_file():
-            model = keras.models.load_model(run_dir / "last.keras")
-            initial_epoch = min(int(model.optimizer.iterations.numpy()) // steps, cfg.train.epochs)
-            rows = read_results(run_dir / "results.csv")[:initial_epoch]
-            write_results(run_dir / "results.csv", rows)
-            print(f"resuming after epoch {initial_epoch}", flush=True)
-        else:
-            model = build_model(cfg.model)
-            compile_model(model, cfg)
+    if initial_epoch:
+        print(f"resuming after epoch {initial_epoch}", flush=True)
     print(f"model: {model.name}, {model.count_params():,} parameters", flush=True)
 
     callback = _callback(run_dir, cfg, rows)
@@ -255,6 +268,12 @@ def train(cfg: Config, run_dir: Path | None = None, *, resume: bool = False) -> 
                 shuffle=False,  # the dataset shuffles itself, reproducibly
                 verbose=1 if sys.stdout.isatty() else 0,
             )
+            if callback.diverged:
+                raise UserError(
+                    f"training diverged: the loss became {callback.diverged} in epoch {len(rows) + 1} "
+                    f"(train.lr={cfg.train.lr:g}, train.optimizer={cfg.train.optimizer}); lower train.lr or add "
+                    f"train.warmup_epochs. The run is not finished; {run_dir} keeps the epochs before it"
+                )
             if callback.stopped_early:
                 break
     except KeyboardInterrupt:
@@ -272,6 +291,25 @@ def train(cfg: Config, run_dir: Path | None = None, *, resume: bool = False) -> 
     )
     print(f"run directory: {run_dir}", flush=True)
     return run_dir
+
+
+def check_same_data(run_dir: Path, now: dict) -> None:
+    """Refuse to resume on data of another size: epochs would be counted in the wrong steps."""
+    f = run_dir / DATA_FILE
+    if not f.is_file():
+        print(f"note: {run_dir} has no {DATA_FILE} (made by an older cifake): data size not checked", file=sys.stderr)
+        return
+    try:
+        saved = json.loads(f.read_text())
+        before = {k: int(saved[k]) for k in now}
+    except (ValueError, KeyError, TypeError):
+        raise UserError(f"{f} is damaged; it records the run's data size, which resume checks") from None
+    if before != now:
+        raise UserError(
+            f"cannot resume {run_dir} on different data: the run trained on {before['train_images']:,} train / "
+            f"{before['val_images']:,} val images, data.dir now gives {now['train_images']:,} / {now['val_images']:,}; "
+            "point data.dir at the same dataset, or start a new run"
+        )
 
 
 def finish(run_dir: Path, val_split, cfg: Config, rows: list[dict[str, float]]) -> dict:
@@ -344,14 +382,13 @@ def run_cli(args) -> int:
         return 0
     cfg = load_config(config, overrides)
     if name:
-        cfg.train.name = name
+        cfg.train.name = check_run_name(name, "--name")
+    if problems := model_problems(cfg.model):
+        raise ConfigError(problems)
     if summary:
         from .models import build_model, summary_text
 
         print(summary_text(build_model(cfg.model)))
         return 0
-    from .data import list_split
-
-    list_split(cfg.data.dir, "train")  # a missing dataset fails before a run directory is made
     train(cfg)
     return 0

@@ -32,7 +32,7 @@ def main() -> None:
     args = ap.parse_args()
 
     from cifake.data import list_split
-    from cifake.evaluate import load_detector, resolve_checkpoint
+    from cifake.detector import load_detector, resolve_checkpoint
     from cifake.predict import PRETRAINED, collect, predict_files
     from cifake.tfutil import import_keras, import_tf
 

@@ -16,7 +16,8 @@ import tempfile
 from datetime import date
 from pathlib import Path
 
-from cifake.evaluate import evaluate, load_detector, run_config
+from cifake.detector import load_detector
+from cifake.evaluate import evaluate, run_config
 from cifake.predict import PRETRAINED, PRETRAINED_DIR
 from cifake.tfutil import import_keras
 

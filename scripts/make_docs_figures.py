@@ -30,7 +30,7 @@ def main() -> None:
 
     from cifake.config import DataConfig
     from cifake.data import load_splits
-    from cifake.evaluate import load_detector
+    from cifake.detector import load_detector
     from cifake.explain import find_target_layer, gradcam, overlay
     from cifake.plots import _plt, _save
     from cifake.predict import PRETRAINED

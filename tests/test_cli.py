@@ -136,7 +136,7 @@ def test_keyboard_interrupt_exit_130(monkeypatch):
     [
         (["predict", "x.jpg", "--threshold", "2"], "expected a probability between 0 and 1"),
         (["evaluate", "m.keras", "--batch-size", "0"], "expected a positive integer"),
-        (["serve", "--max-mb", "0"], "expected a positive size"),
+        (["serve", "--max-mb", "0"], "expected a positive, finite number"),
         (["serve", "--port", "70000"], "expected a port number"),
         (["eda", "--samples", "0"], "expected a positive integer"),
     ],

@@ -291,3 +291,14 @@ def test_verify_lists_problems(tmp_path, capfd):
     assert f"ERROR {broken}: does not decode" in out
     errors, _ = verify(target)
     assert len(errors) == 1
+
+
+def test_verify_reports_non_utf8_names_without_crashing(tmp_path, capfd):
+    archive = make_zip(tmp_path / "a.zip", splits=("train",))
+    target = tmp_path / "c"
+    assert main(["download", "--archive", str(archive), "--data-dir", str(target)]) == 0
+    odd = os.path.join(os.fsencode(target / "train" / "REAL"), b"bad\xff.jpg")
+    with open(odd, "wb") as f:
+        f.write(b"not a jpeg")
+    assert main(["download", "--verify", "--data-dir", str(target)]) == 2
+    assert "bad\\xff.jpg: does not decode" in capfd.readouterr().out

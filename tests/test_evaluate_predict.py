@@ -84,7 +84,7 @@ def test_evaluate_bad_checkpoints_exit_2(case, tmp_path, capsys):
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
     expected = {
         "missing": "checkpoint not found",
-        "not_keras": "not a loadable Keras model",
+        "not_keras": "not a .keras model file",
         "wrong_shape": "cifake models take (N, 32, 32, 3)",
     }[case]
     assert expected in err
@@ -110,7 +110,7 @@ def test_predict_folder_with_corrupt_and_alpha(trained, tmp_path, capsys):
     out = tmp_path / "pred.csv"
     assert main(["predict", str(folder), "--model", str(run), "--out", str(out)]) == 3
     err = capsys.readouterr().err
-    assert f"skipped unreadable file: {folder / 'corrupt.jpg'}" in err
+    assert f"skipped {folder / 'corrupt.jpg'}: not an image this tool can read" in err
     with open(out) as f:
         rows = {Path(r["path"]).name: r for r in csv.DictReader(f)}
     assert set(rows) == {"fake.jpg", "real.jpg", "alpha.png", "big.webp"}

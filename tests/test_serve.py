@@ -108,3 +108,61 @@ def test_app_in_headless_chromium(tmp_path):
     assert "FAKE" in table_text or "REAL" in table_text
     assert "refused notes.jpg" in status_text
     assert (tmp_path / "app.png").stat().st_size > 10_000
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-1", "0"])
+def test_max_mb_must_be_positive_and_finite(value, capsys):
+    assert main(["serve", "--max-mb", value]) == 2
+    assert "positive, finite number" in capsys.readouterr().err
+
+
+def test_port_in_use_is_one_line_before_any_url(capsys):
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        assert main(["serve", "--port", str(port)]) == 2
+    captured = capsys.readouterr()
+    assert "http://" not in captured.out
+    assert f"cannot listen on 127.0.0.1:{port}" in captured.err and "Traceback" not in captured.err
+
+
+@pytest.mark.slow
+def test_server_refuses_big_uploads_while_receiving_and_cleans_up_on_ctrl_c(tmp_path):
+    """A 1 GB upload once stayed in /tmp/gradio after shutdown, and Ctrl-C exited 0."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import requests
+
+    port = _free_port()
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cifake", "serve", "--port", str(port), "--max-mb", "1"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        line = proc.stdout.readline()  # printed once the server listens
+        assert f"http://127.0.0.1:{port}" in line, line + proc.stderr.read()
+        uploads = Path(line.split("kept in ")[1].split(" until")[0])
+        assert uploads.is_dir()
+        url = f"http://127.0.0.1:{port}/gradio_api/upload"
+        small = requests.post(url, files={"files": ("ok.png", b"\x89PNG" + b"\0" * 1000)}, timeout=30)
+        assert small.status_code == 200, small.text
+        assert any(uploads.rglob("ok.png"))
+        big = requests.post(url, files={"files": ("big.png", b"\0" * 3_000_000)}, timeout=30)
+        assert big.status_code == 413
+        assert not any(uploads.rglob("big.png"))
+        time.sleep(0.5)
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=60) == 130
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert not uploads.exists(), "uploads must be deleted when the server stops"

@@ -1,0 +1,172 @@
+"""One way to load a model file into a detector, and the one place that checks the output contract.
+
+``predict``, ``evaluate``, ``serve`` and ``explain`` load models only through here. A model file
+is untrusted input: it is checked as a zip (size bounds) before Keras reads it, loaded with
+``safe_mode=True`` (no Python code in lambdas), must map (N, 32, 32, 3) pixels to (N, 1), must
+hold finite weights, and every batch it scores must come back as probabilities in [0, 1]. A
+``threshold.json`` beside it is validated like any other user input.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import weakref
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from . import limits
+from .errors import UserError
+from .tfutil import import_keras, import_tf
+
+PRETRAINED_DIR = Path(__file__).parent / "pretrained"
+PRETRAINED = PRETRAINED_DIR / "detector.keras"
+THRESHOLD_FILE = "threshold.json"
+
+
+def resolve_checkpoint(path: str | Path) -> Path:
+    """A .keras file, or a run directory (its best.keras)."""
+    path = Path(path)
+    if path.is_dir():
+        if (path / "best.keras").is_file():
+            return path / "best.keras"
+        raise UserError(f"{path} is a folder without best.keras: pass a .keras file or a run directory")
+    if not path.is_file():
+        raise UserError(f"checkpoint not found: {path} (pass a .keras file or a run directory such as runs/small_cnn)")
+    return path
+
+
+def _check_keras_file(path: Path) -> None:
+    """A .keras file is a zip: refuse one that is not, or whose members promise too much."""
+    if not zipfile.is_zipfile(path):
+        raise UserError(f"{path} is not a .keras model file (it is not a zip archive; was it cut short or renamed?)")
+    try:
+        with zipfile.ZipFile(path) as zf:
+            infos = zf.infolist()
+    except (zipfile.BadZipFile, OSError) as e:
+        raise UserError(f"{path} is not a readable .keras file ({e})") from None
+    limits.check_zip_members(
+        infos, str(path), max_member=limits.MODEL_MAX_TOTAL_BYTES, max_total=limits.MODEL_MAX_TOTAL_BYTES
+    )
+
+
+def load_detector(path: str | Path):
+    """Load a .keras model with safe_mode and check the cifake contract: (N, 32, 32, 3) -> (N, 1), finite weights."""
+    keras = import_keras()
+    path = resolve_checkpoint(path)
+    if path.suffix.lower() == ".keras":
+        _check_keras_file(path)
+    try:
+        model = keras.models.load_model(path, compile=False, safe_mode=True)
+    except Exception as e:  # noqa: BLE001 - any load failure means "not a usable Keras model"
+        raise UserError(
+            f"{path} is not a loadable Keras model ({type(e).__name__}: {str(e).splitlines()[0][:160]})"
+        ) from None
+    shape = tuple(model.input_shape) if not isinstance(model.input_shape, list) else None
+    if shape is None or shape[1:] != (32, 32, 3) or tuple(model.output_shape)[1:] != (1,):
+        raise UserError(
+            f"{path} takes {model.input_shape} -> {model.output_shape}; cifake models take (N, 32, 32, 3) RGB and return P(FAKE) (N, 1)"
+        )
+    bad = [w.path for w in model.weights if not np.isfinite(np.asarray(w.numpy(), np.float32)).all()]
+    if bad:
+        raise UserError(
+            f"{path} holds NaN or infinite weights ({', '.join(bad[:3])}{' ...' if len(bad) > 3 else ''}): "
+            "its scores would be meaningless; use another checkpoint (a diverged run's best.keras or an earlier one)"
+        )
+    return model
+
+
+def read_threshold(checkpoint: Path) -> tuple[float, str] | None:
+    """(threshold, where it came from) from ``threshold.json`` beside ``checkpoint``; None if absent."""
+    f = checkpoint.parent / THRESHOLD_FILE
+    if not f.is_file():
+        return None
+    fix = f"delete it, or write it again with cifake evaluate {checkpoint} --split val --choose-threshold"
+    try:
+        if f.stat().st_size > 64 * 1024:
+            raise ValueError("over 64 KB")
+        data = json.loads(f.read_text())
+    except (OSError, ValueError, UnicodeDecodeError) as e:
+        raise UserError(f"{f} is not valid JSON ({e}): {fix}") from None
+    value = data.get("threshold") if isinstance(data, dict) else None
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not math.isfinite(value)
+        or not 0 <= value <= 1
+    ):
+        raise UserError(f"{f}: 'threshold' must be a probability between 0 and 1, got {str(value)[:40]}: {fix}")
+    return float(value), f"{f} (chosen on {str(data.get('chosen_on', '?'))[:20]})"
+
+
+def check_probabilities(p: np.ndarray, source: str | Path) -> None:
+    """Refuse outputs that are not probabilities (a model without a final sigmoid, or gone NaN)."""
+    finite = np.isfinite(p)
+    if finite.all() and p.min(initial=0.0) >= -1e-6 and p.max(initial=0.0) <= 1 + 1e-6:
+        return
+    example = p[~finite][0] if not finite.all() else (p.max() if p.max() > 1 else p.min())
+    raise UserError(
+        f"{source} returned {example:.6g} for an image, which is not a probability: a cifake model must output "
+        "P(FAKE) in [0, 1] (end it in a sigmoid); its scores were not used"
+    )
+
+
+_traced: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # model -> its traced call
+
+
+def predict_images(model, images: np.ndarray, batch_size: int = 1024, source: str | Path = "the model") -> np.ndarray:
+    """P(FAKE) for a uint8 array, through one traced ``model(x, training=False)`` over fixed-size batches.
+
+    About twice as fast on a CPU as ``model.predict`` on a tf.data pipeline (no per-step callback
+    machinery, no dataset slicing); the last batch is padded so the function is traced once.
+    Every batch is checked to be probabilities (``check_probabilities``).
+    """
+    tf = import_tf()
+    fn = _traced.get(model)
+    if fn is None:
+        fn = _traced[model] = tf.function(lambda x: model(x, training=False))
+    n = len(images)
+    out = np.empty(n, np.float32)
+    for start in range(0, n, batch_size):
+        chunk = images[start : start + batch_size]
+        if len(chunk) < batch_size and n > batch_size:
+            chunk = np.concatenate([chunk, np.zeros((batch_size - len(chunk), *chunk.shape[1:]), chunk.dtype)])
+        p = fn(chunk).numpy().ravel()[: min(batch_size, n - start)]
+        check_probabilities(p, source)
+        out[start : start + batch_size] = p
+    return out
+
+
+def predict_tta(model, images: np.ndarray, batch_size: int = 1024, tta: bool = False, source="the model") -> np.ndarray:
+    """P(FAKE); ``tta`` averages with the horizontally flipped image."""
+    p = predict_images(model, images, batch_size, source)
+    if tta:
+        p = (p + predict_images(model, np.ascontiguousarray(images[:, :, ::-1]), batch_size, source)) / 2
+    return p
+
+
+@dataclass
+class Detector:
+    """A loaded model with its threshold: what every command that scores images works with."""
+
+    model: object
+    path: Path
+    threshold: float
+    threshold_source: str
+
+    @classmethod
+    def load(cls, path: str | Path | None = None, threshold: float | None = None) -> Detector:
+        """The model at ``path`` (default: the shipped detector); threshold from the argument,
+        else ``threshold.json`` beside the model, else 0.5."""
+        checkpoint = resolve_checkpoint(path or PRETRAINED)
+        model = load_detector(checkpoint)
+        if threshold is not None:
+            return cls(model, checkpoint, threshold, "--threshold")
+        stored = read_threshold(checkpoint)
+        return cls(model, checkpoint, *(stored or (0.5, "default")))
+
+    def predict(self, images: np.ndarray, batch_size: int = 1024, tta: bool = False) -> np.ndarray:
+        return predict_tta(self.model, images, batch_size, tta, self.path)
