@@ -14,6 +14,7 @@ batches an uninterrupted one would.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import math
 import os
@@ -143,14 +144,16 @@ def _size_ok(path: str) -> bool:
         return False
 
 
-def _decode_into(
-    out: np.ndarray, seen: np.ndarray, paths: list[str], indices: list[int], decoder: str, batch: int, bar
-) -> None:
-    if not indices:
-        return
-    tf = import_tf()
-    cap = limits.max_pixels()
+@functools.cache
+def _loader(decoder: str, cap: int):
+    """(index, path bytes) -> (index, 32x32x3 uint8), traced once per decoder and pixel cap.
 
+    tf.data maps it for large sets; a handful of files (one upload, one photo) call it directly,
+    which skips building a pipeline (~50 ms of tracing per call otherwise).
+    """
+    tf = import_tf()
+
+    @tf.function(input_signature=[tf.TensorSpec([], tf.int64), tf.TensorSpec([], tf.string)])
     def load(i, path):
         data = tf.io.read_file(path)
         if decoder == "jpeg":
@@ -172,7 +175,29 @@ def _decode_into(
         )
         return i, tf.ensure_shape(img, [IMAGE_SIZE, IMAGE_SIZE, 3])
 
+    return load
+
+
+_DIRECT_MAX = 64  # up to this many files are decoded by direct calls rather than a tf.data pipeline
+
+
+def _decode_into(
+    out: np.ndarray, seen: np.ndarray, paths: list[str], indices: list[int], decoder: str, batch: int, bar
+) -> None:
+    if not indices:
+        return
+    tf = import_tf()
+    load = _loader(decoder, limits.max_pixels())
     names = np.array([os.fsencode(paths[i]) for i in indices], dtype=object)  # bytes: any file name works
+    if len(indices) <= _DIRECT_MAX:
+        for i, name in zip(indices, names, strict=True):
+            try:
+                out[i] = load(tf.constant(i, tf.int64), tf.constant(name))[1].numpy()
+                seen[i] = True
+            except tf.errors.OpError:
+                pass
+            bar.update(1)
+        return
     ds = (
         tf.data.Dataset.from_tensor_slices((np.asarray(indices, dtype=np.int64), names))
         .map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=False)

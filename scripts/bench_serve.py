@@ -1,9 +1,9 @@
 """Latency of `cifake serve` under load: one large batch plus many small uploads at once.
 
-For each --concurrency value (default: 1, the Gradio default, then cifake's 4), start the app on a
-free port, submit one request with --big images, then --small single-image requests at the same
+For each --concurrency value (default: 1, the Gradio default, then cifake's 4), start `cifake serve`
+in its own process on a free port, submit one request with --big images, then --small single-image requests at the same
 moment through gradio_client, and print the median and 90th percentile of the small requests'
-latency, and the big one's. Same images, same machine, same run.
+latency, and the big one's (the small ones are sent once the big one is being scored). Same images, same machine, same run.
 
     python scripts/bench_serve.py --small 50 --big 200
 """
@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import socket
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -40,19 +42,25 @@ def make_images(folder: Path, n: int, seed: int) -> list[str]:
 
 
 def one_round(concurrency: int, small: list[str], big: list[str]) -> dict:
+    """Serve in a separate process (as a user runs it), so the client's threads do not share its GIL."""
     from gradio_client import Client, handle_file
 
-    from cifake.serve import SHIPPED, build_app, launch, model_choices
+    from cifake.serve import SHIPPED
 
     port = free_port()
-    app = build_app(model_choices([]), max_bytes=10_000_000, concurrency=concurrency)
-    launch(app, "127.0.0.1", port, block=False)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "cifake", "serve", "--port", str(port), "--concurrency", str(concurrency)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
-        client = Client(f"http://127.0.0.1:{port}/", verbose=False)
+        server.stdout.readline()  # printed once the server listens
+        client = Client(f"http://127.0.0.1:{port}/", verbose=False, download_files=False)  # results stay served
         client.predict([handle_file(small[0])], SHIPPED, api_name="/run")  # warm-up: model loaded and traced
         t0 = time.perf_counter()
         jobs = [client.submit([handle_file(p) for p in big], SHIPPED, api_name="/run")]
-        time.sleep(0.05)  # the big batch is first in the queue, as when a slow request arrives just before
+        while jobs[0].status().code.name not in ("PROCESSING", "FINISHED"):  # the big batch is being scored
+            time.sleep(0.01)
         jobs += [client.submit([handle_file(p)], SHIPPED, api_name="/run") for p in small]
         done: dict[int, float] = {}
         while len(done) < len(jobs):
@@ -62,7 +70,8 @@ def one_round(concurrency: int, small: list[str], big: list[str]) -> dict:
                     done[i] = time.perf_counter() - t0
             time.sleep(0.01)
     finally:
-        app.close()
+        server.send_signal(signal.SIGINT)
+        server.wait(timeout=60)
     lat = sorted(done[i] for i in range(1, len(jobs)))
     return {
         "concurrency": concurrency,
