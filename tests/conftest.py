@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import io
 import os
+import struct
 import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -56,6 +58,20 @@ def make_zip(
                     buf = io.BytesIO()
                     Image.fromarray(synth_image(rng, cls == "FAKE")).save(buf, format="JPEG")
                     zf.writestr(f"{prefix}{split}/{cls}/{cifake_name(i // 10, i % 10)}", buf.getvalue())
+    return path
+
+
+def png_bomb(path: Path, side: int = 23_000) -> Path:
+    """A real, valid PNG of side x side black pixels, a few MB on disk (streamed: never held in memory)."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    comp = zlib.compressobj(9)
+    row = b"\0" * (1 + 3 * side)
+    body = b"".join(comp.compress(row) for _ in range(side)) + comp.flush()
+    ihdr = struct.pack(">IIBBBBB", side, side, 8, 2, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", body) + chunk(b"IEND", b""))
     return path
 
 

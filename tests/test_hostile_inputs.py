@@ -8,10 +8,8 @@ from __future__ import annotations
 
 import json
 import os
-import struct
 import subprocess
 import sys
-import zlib
 from pathlib import Path
 
 import keras
@@ -22,23 +20,7 @@ from PIL import Image
 from cifake.cli import main
 from cifake.predict import load_images
 
-from .conftest import synth_image
-
-SIDE = 23_000  # 529 megapixels: 1.6 GB of RGB once decoded
-
-
-def png_bomb(path: Path, side: int = SIDE) -> Path:
-    """A real, valid PNG of side x side black pixels, a few MB on disk (streamed: never held in memory)."""
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
-
-    comp = zlib.compressobj(9)
-    row = b"\0" * (1 + 3 * side)
-    body = b"".join(comp.compress(row) for _ in range(side)) + comp.flush()
-    ihdr = struct.pack(">IIBBBBB", side, side, 8, 2, 0, 0, 0)
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", body) + chunk(b"IEND", b""))
-    return path
+from .conftest import png_bomb, synth_image
 
 
 @pytest.fixture(scope="module")
