@@ -16,6 +16,8 @@ import tempfile
 import zipfile
 from pathlib import Path
 
+from PIL import Image
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tests.conftest import png_bomb
 
@@ -48,8 +50,8 @@ def run(argv: list[str]) -> tuple[int, float, float, str]:
     )
     lines = [x for x in proc.stderr.splitlines() if x.strip()]
     seconds, kib = (float(v) for v in lines[-1].split()[1:3])
-    said = next(
-        (x for x in reversed(lines[:-1]) if "error" in x or "warning" in x), lines[-2] if len(lines) > 1 else ""
+    said = next((x for x in lines[:-1] if "warning" in x), None) or next(
+        (x for x in reversed(lines[:-1]) if "error" in x), ""
     )
     return proc.returncode, seconds, kib / 1024, said
 
@@ -63,7 +65,13 @@ def main() -> int:
         code, s, mb, said = run(["download", "--archive", str(bomb), "--data-dir", str(t / "c")])
         left = sorted(p.name for p in t.iterdir() if p.name != "bomb.zip")
         rows.append(
-            (f"zip bomb: 3 GiB member in a {size:.1f} MiB zip", code, s, mb, f"{said[:90]} | left: {left or 'nothing'}")
+            (
+                f"zip bomb: 3 GiB member in a {size:.1f} MiB zip",
+                code,
+                s,
+                mb,
+                f"{said[:110]} | left: {left or 'nothing'}",
+            )
         )
 
         pictures = t / "Pictures"
@@ -71,22 +79,25 @@ def main() -> int:
         (pictures / "holiday" / "beach.jpg").write_bytes(b"precious")
         small = t / "small.zip"
         with zipfile.ZipFile(small, "w") as zf:
-            from PIL import Image
-
             buf = io.BytesIO()
             Image.new("RGB", (32, 32)).save(buf, format="JPEG")
             zf.writestr("train/REAL/0.jpg", buf.getvalue())
             zf.writestr("train/FAKE/0.jpg", buf.getvalue())
         code, s, mb, said = run(["download", "--archive", str(small), "--data-dir", str(pictures), "--force"])
         intact = (pictures / "holiday" / "beach.jpg").read_bytes() == b"precious"
-        rows.append(("download --force onto ~/Pictures", code, s, mb, f"{said[:90]} | files intact: {intact}"))
+        rows.append(("download --force onto ~/Pictures", code, s, mb, f"{said[:110]} | files intact: {intact}"))
+
+        plain = t / "plain.png"
+        Image.new("RGB", (32, 32)).save(plain)
+        code, s, mb, said = run(["predict", str(plain)])
+        rows.append(("an ordinary 32x32 PNG to predict (the baseline)", code, s, mb, "scored"))
 
         png = png_bomb(t / "bomb.png")
         code, s, mb, said = run(["predict", str(png)])
-        rows.append((f"23000x23000 PNG ({png.stat().st_size / 2**20:.1f} MiB) to predict", code, s, mb, said[:120]))
+        rows.append((f"23000x23000 PNG ({png.stat().st_size / 2**20:.1f} MiB) to predict", code, s, mb, said[:150]))
 
         code, s, mb, said = run(["config", "--config", str(laughs(t / "lol.yaml"))])
-        rows.append(("billion-laughs YAML (9 levels of 10 aliases)", code, s, mb, said[:120]))
+        rows.append(("billion-laughs YAML (9 levels of 10 aliases)", code, s, mb, said[:150]))
 
     print(f"{'probe':<48} {'exit':>4} {'seconds':>8} {'peak RSS':>9}  what it said")
     for name, code, s, mb, said in rows:
