@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from .limits import printable
+
 
 def _plt():
     import matplotlib
@@ -110,7 +112,7 @@ def evaluation_figures(y, p, split, threshold: float, out_dir: str | Path, mista
         for ax, i in zip(axes.ravel(), wrong, strict=False):
             ax.imshow(split.images[i], interpolation="nearest")
             truth = "FAKE" if y[i] else "REAL"
-            ax.set_title(f"{Path(split.paths[i]).name}\ntrue {truth}, P(FAKE) {p[i]:.3f}", fontsize=7)
+            ax.set_title(f"{printable(Path(split.paths[i]).name)}\ntrue {truth}, P(FAKE) {p[i]:.3f}", fontsize=7)
         fig.suptitle("most confident mistakes")
         files.append(_save(fig, out_dir / "mistakes.png"))
     return files

@@ -207,3 +207,18 @@ def test_threshold_json_written_by_choose_threshold_is_valid(tmp_path):
 
     (tmp_path / "threshold.json").write_text(json.dumps({"threshold": 0.42, "chosen_on": "val"}))
     assert read_threshold(tmp_path / "best.keras")[0] == pytest.approx(0.42)
+
+
+def test_evaluation_figures_with_non_utf8_names(tmp_path):
+    """Matplotlib cannot draw lone surrogates: the mistakes figure once crashed on such a name."""
+    from cifake.data import Split
+    from cifake.plots import evaluation_figures
+
+    rng = np.random.default_rng(0)
+    n = 40
+    images = rng.integers(0, 256, (n, 32, 32, 3), dtype=np.uint8)
+    labels = np.repeat([0, 1], n // 2).astype(np.int32)
+    paths = [os.fsdecode(b"/d/train/REAL/caf\xe9%d.jpg" % i) for i in range(n)]
+    p = rng.random(n).astype(np.float32)  # plenty of mistakes to show
+    figures = evaluation_figures(labels, p, Split(images, labels, paths), 0.5, tmp_path)
+    assert figures and all(Path(f).stat().st_size > 1000 for f in figures)
