@@ -166,3 +166,15 @@ def test_server_refuses_big_uploads_while_receiving_and_cleans_up_on_ctrl_c(tmp_
             proc.kill()
             proc.wait()
     assert not uploads.exists(), "uploads must be deleted when the server stops"
+
+
+@pytest.mark.slow
+def test_pixel_bomb_upload_is_refused_from_its_header(tmp_path):
+    """A 23000x23000 PNG once left the server at 2.3 GB; it is now refused without being decoded."""
+    from .conftest import png_bomb
+
+    f = _files(tmp_path)
+    bomb = png_bomb(tmp_path / "bomb.png")
+    rows, _, status = score_uploads([str(f["fake"]), str(bomb)], PRETRAINED, max_bytes=10_000_000, cache={})
+    assert [r[0] for r in rows] == ["fake.png"]
+    assert "refused bomb.png: 23000x23000 = 529 megapixels is over the 50 MP cap" in status
