@@ -185,6 +185,21 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="where metrics.json and eval-SPLIT/ go (default: the checkpoint's folder)",
     )
+    p.add_argument(
+        "--calibrate",
+        action="store_true",
+        help="with --split val: fit a temperature on the validation split, fold it into the last layer and write "
+        "CHECKPOINT-calibrated.keras beside the checkpoint; prints ECE before and after",
+    )
+    p.add_argument(
+        "--corruptions",
+        nargs="?",
+        const="all",
+        metavar="all|NAME[:LEVEL],...",
+        help="also score the split under the corruption battery (jpeg:90/70/50/40/30, blur:0.5/0.8/1.2, "
+        "noise:4/8/16, resize:24/16, brightness:0.6/1.4, contrast:0.6/1.4); a robustness table, metrics.json "
+        "section and robustness.png",
+    )
     _add_scoring_args(p)
 
     p = _sub(

@@ -43,6 +43,19 @@ class DataConfig:
 class AugmentConfig:
     flip: bool = _f(False, "random horizontal flips of training images")
     shift: int = _f(0, "random translation of training images, in pixels (reflect padding); 0 = off", min=0, max=8)
+    jpeg: float = _f(0.0, "share of training images re-encoded as JPEG (robust training); 0 = off", min=0, max=1)
+    jpeg_quality_min: int = _f(30, "lowest JPEG quality drawn (uniform up to jpeg_quality_max)", min=1, max=100)
+    jpeg_quality_max: int = _f(95, "highest JPEG quality drawn", min=1, max=100)
+    blur: float = _f(0.0, "share of training images blurred (Gaussian); 0 = off", min=0, max=1)
+    blur_sigma_max: float = _f(1.5, "largest blur sigma in pixels (drawn uniformly from 0.3)", gt=0.3, max=4)
+    resize: float = _f(0.0, "share of training images scaled down and back up (bicubic); 0 = off", min=0, max=1)
+    resize_min: int = _f(
+        12, "smallest intermediate size in pixels (drawn uniformly up to 31, one per batch)", min=4, max=31
+    )
+    noise: float = _f(0.0, "share of training images with Gaussian noise added; 0 = off", min=0, max=1)
+    noise_sigma_max: float = _f(
+        12.0, "largest noise sigma, in 0..255 pixel units (drawn uniformly from 0)", gt=0, max=64
+    )
 
 
 @dataclass
@@ -367,6 +380,11 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str
             problems.extend(e.problems)
             continue
         _apply(cfg, key, value, problems)
+    if cfg.augment.jpeg_quality_min > cfg.augment.jpeg_quality_max:
+        problems.append(
+            f"augment.jpeg_quality_min ({cfg.augment.jpeg_quality_min}) is above augment.jpeg_quality_max "
+            f"({cfg.augment.jpeg_quality_max})"
+        )
     if problems:
         raise ConfigError(problems)
     if not cfg.train.name:

@@ -316,32 +316,24 @@ def load_splits(data_cfg, *, progress: bool = True) -> dict[str, Split]:
 # --- tf.data -------------------------------------------------------------------------------------
 
 
-def _augment(images, seed, flip: bool, shift: int):
-    """Per-image random flip and translation (reflect padding) on a uint8 batch, stateless."""
-    tf = import_tf()
-
-    b = tf.shape(images)[0]
-    if flip:
-        coin = tf.random.stateless_uniform([b], seed=seed) < 0.5
-        images = tf.where(coin[:, None, None, None], tf.reverse(images, axis=[2]), images)
-    if shift > 0:
-        padded = tf.pad(images, [[0, 0], [shift, shift], [shift, shift], [0, 0]], mode="REFLECT")
-        offsets = tf.random.stateless_uniform(
-            [2, b], seed=seed + tf.constant([0, 1], tf.int64), minval=0, maxval=2 * shift + 1, dtype=tf.int32
-        )
-        grid = tf.range(IMAGE_SIZE)[None, :]
-        images = tf.gather(padded, offsets[0][:, None] + grid, axis=1, batch_dims=1)
-        images = tf.gather(images, offsets[1][:, None] + grid, axis=2, batch_dims=1)
-    return images
-
-
 def train_dataset(
-    split: Split, batch_size: int, *, seed: int, epochs: int, initial_epoch: int = 0, flip: bool = False, shift: int = 0
+    split: Split,
+    batch_size: int,
+    *,
+    seed: int,
+    epochs: int,
+    initial_epoch: int = 0,
+    flip: bool = False,
+    shift: int = 0,
+    robust=None,
 ):
     """Batches for epochs ``initial_epoch .. epochs-1``, ``ceil(N / batch_size)`` steps each.
 
     Epoch ``e`` is a permutation seeded by (seed, e); augmentation is seeded by (seed, e, step).
+    ``robust`` is an AugmentConfig whose JPEG/blur/resize/noise keys apply (see ``augment.py``).
     """
+    from .augment import any_robust, flip_shift, robust_batch
+
     tf = import_tf()
 
     n = len(split)
@@ -357,8 +349,11 @@ def train_dataset(
 
     def gather(epoch, step, idx):
         x = tf.gather(images, idx)
+        step_seed = tf.stack([epoch * 100_003 + step, tf.cast(seed, tf.int64)])
         if flip or shift:
-            x = _augment(x, tf.stack([epoch * 100_003 + step, tf.cast(seed, tf.int64)]), flip, shift)
+            x = flip_shift(x, step_seed, flip, shift)
+        if robust is not None and any_robust(robust):
+            x = robust_batch(x, step_seed, robust)
         return x, tf.gather(labels, idx)[:, None]
 
     return (

@@ -118,6 +118,37 @@ def evaluation_figures(y, p, split, threshold: float, out_dir: str | Path, mista
     return files
 
 
+def robustness_figure(rob: dict, path: str | Path) -> Path:
+    """robustness.png: accuracy against severity, one panel and curve per operation, clean accuracy dashed."""
+    plt = _plt()
+    ops: dict[str, list[tuple[float, float]]] = {}
+    for r in rob["battery"]:
+        ops.setdefault(r["operation"], []).append((r["level"], r["accuracy"]))
+    n = len(ops)
+    cols = min(n, 3)
+    rows = -(-n // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.2 * rows), constrained_layout=True, squeeze=False)
+    clean = rob["clean"]["accuracy"]
+    low = min([clean] + [r["accuracy"] for r in rob["battery"]])
+    for ax, (name, pts) in zip(axes.flat, ops.items(), strict=False):
+        # mild to severe, left to right: JPEG quality and resize size fall as severity rises
+        pts = sorted(pts, reverse=name in ("jpeg", "resize"))
+        ax.plot(range(len(pts)), [a for _, a in pts], "o-", color="tab:red")
+        ax.set_xticks(range(len(pts)), [f"{lv:g}" for lv, _ in pts])
+        ax.axhline(clean, ls="--", color="gray", label=f"clean {clean:.3f}")
+        ax.set_ylim(max(0.0, low - 0.05), 1.0)
+        ax.set_title(name)
+        ax.set_xlabel(rob.get("units", {}).get(name, "level"))
+        ax.set_ylabel("accuracy")
+        ax.grid(alpha=0.3)
+        ax.legend(loc="lower left", fontsize=8)
+    for ax in list(axes.flat)[n:]:
+        ax.axis("off")
+    w = rob["worst"]
+    fig.suptitle(f"Robustness: worst case {w['operation']}:{w['level']:g} at {w['accuracy']:.3f} (clean {clean:.3f})")
+    return _save(fig, Path(path))
+
+
 def _save(fig, path: Path) -> Path:
     fig.savefig(path, dpi=100)
     _plt().close(fig)

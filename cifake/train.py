@@ -259,6 +259,7 @@ def train(cfg: Config, run_dir: Path | None = None, *, resume: bool = False) -> 
                     initial_epoch=start,
                     flip=cfg.augment.flip,
                     shift=cfg.augment.shift,
+                    robust=cfg.augment,
                 ),
                 validation_data=eval_dataset(val_split, max(bs, 512)),
                 epochs=end,

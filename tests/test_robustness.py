@@ -1,0 +1,111 @@
+"""evaluate --corruptions (the robustness report), --calibrate (temperature scaling), robust augmentations."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+
+from cifake.calibrate import apply_temperature, fit_temperature, logits
+from cifake.cli import main
+from cifake.config import load_config
+from cifake.corruptions import OPERATIONS
+from cifake.data import Split, train_dataset
+from cifake.metrics import expected_calibration_error
+
+from .conftest import make_dataset
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("rob")
+    data = make_dataset(root / "cifake", per_class=60)
+    args = ["train", "--config", str(REPO / "configs" / "smoke.yaml"), f"data.dir={data}", f"train.runs_dir={root}"]
+    assert main([*args, "data.fraction=1.0", "train.epochs=3", "train.batch_size=16", "--name", "r"]) == 0
+    return root / "r"
+
+
+@pytest.mark.slow
+def test_evaluate_corruptions_reports_every_operation(run, capsys):
+    assert main(["evaluate", str(run), "--split", "val", "--corruptions", "all"]) == 0
+    out = capsys.readouterr().out
+    rob = json.loads((run / "metrics.json").read_text())["evaluate"]["val"]["robustness"]
+    assert {r["operation"] for r in rob["battery"]} == set(OPERATIONS)
+    assert len(rob["battery"]) == sum(len(v[1]) for v in OPERATIONS.values())
+    for r in rob["battery"]:
+        assert 0 <= r["accuracy"] <= 1 and 0 <= r["roc_auc"] <= 1
+    assert rob["worst"]["accuracy"] == min(r["accuracy"] for r in rob["battery"])
+    assert "worst case:" in out and "jpeg:30" in out
+    assert (run / "eval-val" / "robustness.png").stat().st_size > 10_000
+
+
+def test_bad_corruption_spec_fails_before_scoring(run, capsys):
+    assert main(["evaluate", str(run), "--split", "val", "--corruptions", "jpeg:500"]) == 2
+    assert "not a valid level" in capsys.readouterr().err
+
+
+def test_temperature_fit_recovers_a_known_miscalibration():
+    rng = np.random.default_rng(0)
+    z = rng.normal(0, 3, 20_000)
+    y = (rng.random(z.size) < 1 / (1 + np.exp(-z))).astype(float)  # calibrated at T = 1
+    overconfident = 1 / (1 + np.exp(-2.5 * z))  # as if the logits were 2.5x too large
+    t = fit_temperature(overconfident, y)
+    assert t == pytest.approx(2.5, rel=0.06)
+    fixed = apply_temperature(overconfident, t)
+    assert expected_calibration_error(y, fixed) < expected_calibration_error(y, overconfident) / 3
+    assert np.array_equal(fixed >= 0.5, overconfident >= 0.5)  # labels unchanged
+
+
+@pytest.mark.slow
+def test_calibrate_folds_the_temperature_into_a_new_checkpoint(run, capsys):
+    assert main(["evaluate", str(run), "--split", "val", "--calibrate", "--no-plots"]) == 0
+    out = capsys.readouterr().out
+    cal = json.loads((run / "metrics.json").read_text())["evaluate"]["val"]["calibration"]
+    assert cal["ece_after"] <= cal["ece_before"] + 1e-9 and "ECE" in out
+    orig = keras.models.load_model(run / "best.keras", safe_mode=True)
+    new = keras.models.load_model(run / "best-calibrated.keras", safe_mode=True)  # built-in layers only
+    x = np.random.default_rng(1).integers(0, 256, (16, 32, 32, 3)).astype("float32")
+    p, q = orig.predict(x, verbose=0).ravel(), new.predict(x, verbose=0).ravel()
+    assert np.allclose(q, apply_temperature(p, cal["temperature"]), atol=1e-4)
+    assert main(["evaluate", str(run), "--split", "train", "--calibrate"]) == 2
+
+
+def test_folding_divides_the_logit_by_the_temperature():
+    from cifake.calibrate import fold_into_model
+
+    inputs = keras.Input((32, 32, 3))
+    x = keras.layers.GlobalAveragePooling2D()(keras.layers.Rescaling(1 / 255)(inputs))
+    model = keras.Model(inputs, keras.layers.Dense(1, activation="sigmoid")(x))
+    images = np.random.default_rng(2).integers(0, 256, (32, 32, 32, 3)).astype("float32")
+    before = model.predict(images, verbose=0).ravel()
+    fold_into_model(model, 2.5)
+    after = model.predict(images, verbose=0).ravel()
+    assert np.allclose(logits(after), logits(before) / 2.5, atol=1e-4)
+
+
+def test_robust_augmentations_are_seeded_and_resume_exactly():
+    rng = np.random.default_rng(0)
+    split = Split(
+        rng.integers(0, 256, (64, 32, 32, 3), dtype=np.uint8), np.repeat([0, 1], 32).astype(np.int32), [""] * 64
+    )
+    cfg = load_config(None, ["augment.jpeg=0.5", "augment.blur=0.5", "augment.resize=0.5", "augment.noise=0.5"]).augment
+
+    def batches(**kw):
+        return [(x.numpy(), y.numpy()) for x, y in train_dataset(split, 16, seed=3, epochs=2, robust=cfg, **kw)]
+
+    full, again, resumed = batches(), batches(), batches(initial_epoch=1)
+    assert all(np.array_equal(a[0], b[0]) for a, b in zip(full, again, strict=True))
+    assert all(np.array_equal(a[0], b[0]) for a, b in zip(full[4:], resumed, strict=True))
+    plain = [x.numpy() for x, _ in train_dataset(split, 16, seed=3, epochs=2)]
+    changed = np.mean([np.any(a[0] != b, axis=(1, 2, 3)).mean() for a, b in zip(full, plain, strict=True)])
+    assert 0.5 < changed < 1.0  # each op at p=0.5: most images touched by at least one, not all
+
+
+def test_jpeg_quality_range_must_be_ordered(capsys):
+    assert main(["config", "augment.jpeg_quality_min=90", "augment.jpeg_quality_max=40"]) == 2
+    assert "is above augment.jpeg_quality_max" in capsys.readouterr().err
