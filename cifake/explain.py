@@ -99,7 +99,7 @@ def explain(model_path: str | Path, images: list[str], out: str | Path, layer: s
     from .predict import load_images
 
     model = load_detector(model_path)
-    arrays, ok, unreadable = load_images(images)
+    arrays, ok, unreadable, _ = load_images(images)
     for path, why in unreadable:
         print(f"warning: skipped {printable(path)}: {why}", file=sys.stderr)
     if not ok:

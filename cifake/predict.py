@@ -15,6 +15,7 @@ import json
 import os
 import sys
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -69,8 +70,15 @@ def _pil_decode(path: str) -> np.ndarray | None:
     return np.clip(np.round(resized.numpy()[0]), 0, 255).astype(np.uint8)
 
 
-def load_images(files: list[str]) -> tuple[np.ndarray, list[str], list[tuple[str, str]]]:
-    """(images, readable paths, [(unreadable path, why)]) in input order.
+class Loaded(NamedTuple):
+    images: np.ndarray  # (N, 32, 32, 3) uint8, the readable files in input order
+    ok: list[str]  # their paths
+    unreadable: list[tuple[str, str]]  # (path, why) of the others
+    sizes: list[tuple[int, int]]  # (width, height) of each readable file as stored (upright), (0, 0) if unknown
+
+
+def load_images(files: list[str]) -> Loaded:
+    """The readable images of ``files`` at 32x32, their original sizes, and why the others were skipped.
 
     Headers first (``limits.image_header``): files over the pixel or size cap are never decoded; photos whose
     EXIF orientation says "rotated" are decoded upright by Pillow (TensorFlow's decoders ignore
@@ -79,8 +87,11 @@ def load_images(files: list[str]) -> tuple[np.ndarray, list[str], list[tuple[str
     """
     refused: dict[int, str] = {}
     upright: list[int] = []
+    sizes: list[tuple[int, int]] = []
     for i, f in enumerate(files):
         header = limits.image_header(f)
+        w, h, orientation = header or (0, 0, 1)
+        sizes.append((h, w) if orientation in (5, 6, 7, 8) else (w, h))  # EXIF 5-8 swap the axes
         if why := limits.file_size_problem(f) or (limits.size_problem(*header[:2]) if header else None):
             refused[i] = why
         elif header and header[2] != 1:
@@ -97,7 +108,12 @@ def load_images(files: list[str]) -> tuple[np.ndarray, list[str], list[tuple[str
         else:
             images[i] = arr
     keep = [i for i in range(len(files)) if i not in problems]
-    return images[keep], [files[i] for i in keep], [(files[i], problems[i]) for i in sorted(problems)]
+    return Loaded(
+        images[keep],
+        [files[i] for i in keep],
+        [(files[i], problems[i]) for i in sorted(problems)],
+        [sizes[i] for i in keep],
+    )
 
 
 def predict_files(
@@ -106,15 +122,30 @@ def predict_files(
     threshold: float | None = None,
     batch_size: int = 1024,
     tta: bool = False,
-) -> tuple[list[tuple[str, float, str]], list[tuple[str, str]], float]:
-    """Score ``files``: ([(path, p_fake, label)], [(unreadable path, why)], threshold used)."""
+) -> tuple[list[tuple[str, float, str, int, int]], list[tuple[str, str]], float]:
+    """Score ``files``: ([(path, p_fake, label, width, height)], [(unreadable path, why)], threshold used)."""
     detector = Detector.load(model_path, threshold)
-    images, ok, unreadable = load_images(files)
-    if not ok:
-        return [], unreadable, detector.threshold
-    p = detector.predict(images, batch_size, tta=tta)
+    loaded = load_images(files)
+    if not loaded.ok:
+        return [], loaded.unreadable, detector.threshold
+    p = detector.predict(loaded.images, batch_size, tta=tta)
     t = detector.threshold
-    return [(f, float(q), "FAKE" if q >= t else "REAL") for f, q in zip(ok, p, strict=True)], unreadable, t
+    rows = [
+        (f, float(q), "FAKE" if q >= t else "REAL", w, h)
+        for f, q, (w, h) in zip(loaded.ok, p, loaded.sizes, strict=True)
+    ]
+    return rows, loaded.unreadable, t
+
+
+def resized_note(sizes: list[tuple[int, int]]) -> str | None:
+    """One warning for a run in which some images were not 32x32 (said once, not per file)."""
+    other = sum((w, h) != (IMAGE_SIZE, IMAGE_SIZE) for w, h in sizes)
+    if not other:
+        return None
+    return (
+        f"{other} of {len(sizes)} image(s) were not {IMAGE_SIZE}x{IMAGE_SIZE} and were resized to it (bicubic); "
+        "the detector was trained on 32x32 CIFAKE images only, so its scores on them are less reliable"
+    )
 
 
 def model_card() -> dict:
@@ -144,20 +175,22 @@ def run_cli(args) -> int:
         print(f"warning: skipped {printable(path)}: {why}", file=sys.stderr)
     if not rows:
         raise UserError(f"none of the {len(files)} file(s) could be read as an image")
+    if note := resized_note([(r[3], r[4]) for r in rows]):
+        print(f"warning: {note}", file=sys.stderr)
     if args.out:
         out = Path(args.out)
         out.parent.mkdir(parents=True, exist_ok=True)
         with open(out, "w", newline="") as f:
             writer = csv.writer(f)
-            writer.writerow(["path", "p_fake", "label"])
-            writer.writerows((printable(path), f"{p:.6f}", label) for path, p, label in rows)
+            writer.writerow(["path", "p_fake", "label", "width", "height"])
+            writer.writerows((printable(path), f"{p:.6f}", label, w or "", h or "") for path, p, label, w, h in rows)
         print(f"wrote {len(rows)} predictions to {out} (threshold {threshold:.4f}; FAKE = 1)")
     else:
         names = [printable(r[0]) for r in rows]
         width = min(max(len(n) for n in names), 80)
-        print(f"{'path':<{width}}  {'P(FAKE)':>8}  label   (threshold {threshold:.4f})")
-        for name, (_, p, label) in zip(names, rows, strict=True):
-            print(f"{name:<{width}}  {p:>8.4f}  {label}")
+        print(f"{'path':<{width}}  {'P(FAKE)':>8}  label  {'size':>9}   (threshold {threshold:.4f})")
+        for name, (_, p, label, w, h) in zip(names, rows, strict=True):
+            print(f"{name:<{width}}  {p:>8.4f}  {label:<5}  {f'{w}x{h}' if w else '?':>9}")
     n_fake = sum(r[2] == "FAKE" for r in rows)
     print(
         f"{len(rows)} scored: {n_fake} FAKE, {len(rows) - n_fake} REAL; {len(unreadable)} unreadable", file=sys.stderr

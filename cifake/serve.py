@@ -45,7 +45,7 @@ def score_uploads(
     """(table rows [file, P(FAKE), label], gallery [(overlay, caption)], status message) for uploads."""
     from .detector import check_probabilities, load_detector, read_threshold
     from .explain import gradcam, overlay
-    from .predict import load_images
+    from .predict import load_images, resized_note
 
     if checkpoint not in cache:
         cache[checkpoint] = load_detector(checkpoint)
@@ -62,20 +62,22 @@ def score_uploads(
             accepted.append(f)
     rows, gallery = [], []
     if accepted:
-        images, ok, unreadable = load_images(accepted)
+        images, ok, unreadable, sizes = load_images(accepted)
         problems += [f"refused {printable(Path(u).name)}: {why}" for u, why in unreadable]
         if ok:
             cams, probs = gradcam(model, images)
             check_probabilities(np.asarray(probs, np.float32), checkpoint)
-            for path, img, cam, p in zip(ok, images, cams, probs, strict=True):
+            for path, img, cam, p, (w, h) in zip(ok, images, cams, probs, sizes, strict=True):
                 label = "FAKE" if p >= threshold else "REAL"
                 name = printable(Path(path).name)
-                rows.append([name, round(float(p), 4), label])
+                rows.append([name, round(float(p), 4), label, f"{w}x{h}" if w else "?"])
                 gallery.append((overlay(img, cam), f"{name}: P(FAKE) {p:.4f} -> {label}"))
     if not files:
         status = "Upload one or more images."
     else:
         status = f"Scored {len(rows)} image(s) with threshold {threshold:.2f} (FAKE = 1)."
+        if rows and (note := resized_note(sizes)):
+            status += f"\n\n*Note: {note}.*"
         if problems:
             status += "\n\n" + "\n".join(f"- **{m}**" for m in problems)
     return rows, gallery, status
@@ -101,7 +103,9 @@ def build_app(choices: dict[str, Path], max_bytes: int, concurrency: int = 4):
             model = gr.Dropdown(list(choices), value=SHIPPED, label="model", elem_id="model")
         button = gr.Button("Score", variant="primary", elem_id="score")
         status = gr.Markdown(elem_id="status")
-        table = gr.Dataframe(headers=["file", "P(FAKE)", "label"], label="scores", elem_id="scores", interactive=False)
+        table = gr.Dataframe(
+            headers=["file", "P(FAKE)", "label", "original size"], label="scores", elem_id="scores", interactive=False
+        )
         gallery = gr.Gallery(label="Grad-CAM", columns=6, height=320, object_fit="contain", elem_id="gradcam")
         button.click(run, [files, model], [table, gallery, status], concurrency_limit=concurrency)
     app.max_bytes = max_bytes  # read by launch(): Gradio refuses larger uploads while receiving them

@@ -96,7 +96,8 @@ def test_exif_orientation_is_applied(tmp_path):
     exif[0x0112] = 6
     f = tmp_path / "phone.jpg"
     Image.fromarray(np.ascontiguousarray(stored)).save(f, exif=exif, quality=95)
-    images, ok, bad = load_images([str(f)])
+    images, ok, bad, sizes = load_images([str(f)])
+    assert sizes == [(32, 32)]
     assert ok == [str(f)] and not bad
     assert np.abs(images[0].astype(int) - upright).mean() < 10
     assert np.abs(images[0].astype(int) - stored).mean() > 50

@@ -109,3 +109,24 @@ def test_robust_augmentations_are_seeded_and_resume_exactly():
 def test_jpeg_quality_range_must_be_ordered(capsys):
     assert main(["config", "augment.jpeg_quality_min=90", "augment.jpeg_quality_max=40"]) == 2
     assert "is above augment.jpeg_quality_max" in capsys.readouterr().err
+
+
+def test_predict_reports_original_sizes_and_warns_once_about_resizing(tmp_path, capfd):
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(tmp_path / "native.png")
+    for i in range(3):
+        Image.fromarray(rng.integers(0, 256, (48, 64, 3), dtype=np.uint8)).save(tmp_path / f"photo{i}.png")
+    out = tmp_path / "p.csv"
+    assert main(["predict", str(tmp_path), "--out", str(out)]) == 0
+    err = capfd.readouterr().err
+    assert err.count("were not 32x32") == 1 and "3 of 4 image(s)" in err
+    import csv
+
+    with open(out) as f:
+        rows = {Path(r["path"]).name: r for r in csv.DictReader(f)}
+    assert (rows["native.png"]["width"], rows["native.png"]["height"]) == ("32", "32")
+    assert (rows["photo0.png"]["width"], rows["photo0.png"]["height"]) == ("64", "48")
+    assert main(["predict", str(tmp_path / "native.png")]) == 0
+    assert "were not 32x32" not in capfd.readouterr().err
