@@ -48,9 +48,16 @@ def main() -> None:
     split = load_split(cfg, "train", progress=False)
     rows.append(("cifake restart from decode cache", n, time.perf_counter() - t))
 
+    from cifake.config import load_config
+
+    robust = load_config(Path(__file__).resolve().parents[1] / "configs" / "robust.yaml").augment
     for label, aug in (
         ("cifake cached epoch, no augmentation", {}),
         ("cifake cached epoch, flip + shift 2", {"flip": True, "shift": 2}),
+        (
+            "cifake cached epoch, robust.yaml (flip, shift, JPEG, blur, resize, noise)",
+            {"flip": True, "shift": 2, "robust": robust},
+        ),
     ):
         ds = train_dataset(split, args.batch_size, seed=0, epochs=2, **aug)
         it = iter(ds)
@@ -91,9 +98,9 @@ def main() -> None:
     print(
         f"\nmachine: {os.cpu_count()} CPU cores, TensorFlow {tf.__version__}; data: {args.data_dir} (train, fraction {args.fraction})"
     )
-    print(f"{'what':<62} {'images':>8} {'seconds':>8} {'images/s':>10}")
+    print(f"{'what':<74} {'images':>8} {'seconds':>8} {'images/s':>10}")
     for what, count, seconds in rows:
-        print(f"{what:<62} {count:>8,} {seconds:>8.2f} {count / seconds:>10,.0f}")
+        print(f"{what:<74} {count:>8,} {seconds:>8.2f} {count / seconds:>10,.0f}")
 
 
 if __name__ == "__main__":
