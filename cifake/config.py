@@ -75,6 +75,11 @@ class ModelConfig:
     weights: str = _f(
         "none", "transfer models: backbone weights, none | imagenet | PATH to a Keras .h5/.weights.h5 file"
     )
+    init: str = _f(
+        "",
+        "start from the weights of this .keras file or run directory (same architecture), e.g. to fine-tune a "
+        "finished run with its own schedule; '' = fresh initialisation",
+    )
     input_size: int = _f(96, "transfer models: the 32x32 input is resized to this inside the model", min=32, max=512)
     freeze_epochs: int = _f(
         0, "transfer models: epochs with the backbone frozen before fine-tuning all layers", min=0, max=100_000

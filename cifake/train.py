@@ -229,6 +229,8 @@ def train(cfg: Config, run_dir: Path | None = None, *, resume: bool = False) -> 
             write_results(Path(run_dir) / "results.csv", rows)
         else:
             model = build_model(cfg.model)  # a shape Keras cannot build fails here, before the run directory
+            if cfg.model.init:
+                init_from(model, cfg.model.init)
             compile_model(model, cfg)
     if not resume:
         run_dir = new_run_dir(cfg.train.runs_dir, cfg.train.name)
@@ -292,6 +294,22 @@ def train(cfg: Config, run_dir: Path | None = None, *, resume: bool = False) -> 
     )
     print(f"run directory: {run_dir}", flush=True)
     return run_dir
+
+
+def init_from(model, source: str) -> None:
+    """Copy the weights of ``source`` (a .keras file or run directory, loaded safely) into ``model``."""
+    from .detector import load_detector
+
+    src = load_detector(source)
+    mine, theirs = model.get_weights(), src.get_weights()
+    if len(mine) != len(theirs) or any(a.shape != b.shape for a, b in zip(mine, theirs, strict=False)):
+        raise UserError(
+            f"model.init: {source} has another architecture ({src.count_params():,} parameters, "
+            f"{len(theirs)} weight arrays) than model.* describes ({model.count_params():,}, {len(mine)}): "
+            "use the model.* keys of the run it came from"
+        )
+    model.set_weights(theirs)
+    print(f"model: weights initialised from {source}", flush=True)
 
 
 def check_same_data(run_dir: Path, now: dict) -> None:

@@ -24,8 +24,9 @@ from cifake.tfutil import import_keras
 LIMITATIONS = [
     "Sees 32x32 RGB only: larger images are downscaled first, which removes most generator traces.",
     "Trained on CIFAKE: REAL = CIFAR-10 photos, FAKE = Stable Diffusion 1.4 images in CIFAR-10's style. "
-    "It has not been shown to work on other generators, other subjects, or edited or re-compressed photos; "
-    "treat its score on such images as unknown until measured.",
+    "It has not been shown to work on other generators or other subjects; its accuracy under JPEG, blur, "
+    "resizing, noise and brightness changes is measured on CIFAKE validation images in 'robustness' below, "
+    "and anything beyond those operations is unknown until measured.",
     "Validation figures come from a seeded split of the Kaggle train split; the official test split was not used.",
 ]
 
@@ -33,15 +34,21 @@ LIMITATIONS = [
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("run_dir", type=Path)
+    ap.add_argument(
+        "--checkpoint",
+        default="best.keras",
+        help="file in the run directory to ship, e.g. best-calibrated.keras (from cifake evaluate --calibrate)",
+    )
     args = ap.parse_args()
     keras = import_keras()
-    cfg = run_config(args.run_dir / "best.keras")
-    model = load_detector(args.run_dir / "best.keras")  # compile=False: no optimizer is carried over
+    source = args.run_dir / args.checkpoint
+    cfg = run_config(source)
+    model = load_detector(source)  # compile=False: no optimizer is carried over
     PRETRAINED_DIR.mkdir(exist_ok=True)
     model.save(PRETRAINED)
     keras.models.load_model(PRETRAINED, safe_mode=True)  # the shipped file must load safely
     with tempfile.TemporaryDirectory() as tmp:
-        report = evaluate(args.run_dir / "best.keras", split="val", plots=False, out=tmp)
+        report = evaluate(source, split="val", plots=False, out=tmp, corruptions="all")
     run_metrics = json.loads((args.run_dir / "metrics.json").read_text())
     card = {
         "name": "cifake detector",
@@ -78,6 +85,8 @@ def main() -> None:
                 "confusion",
             )
         },
+        "robustness": {k: report["robustness"][k] for k in ("clean", "battery", "worst")},
+        "calibrated": args.checkpoint.endswith("-calibrated.keras"),
         "train_seconds": run_metrics.get("train_seconds"),
         "epochs": run_metrics.get("epochs_run"),
         "versions": {"tensorflow": __import__("tensorflow").__version__, "keras": keras.__version__},
@@ -87,7 +96,8 @@ def main() -> None:
     }
     (PRETRAINED_DIR / "detector.json").write_text(json.dumps(card, indent=2) + "\n")
     print(
-        f"wrote {PRETRAINED} ({card['bytes']:,} bytes, {card['parameters']:,} parameters); val accuracy {report['accuracy']:.4f}"
+        f"wrote {PRETRAINED} ({card['bytes']:,} bytes, {card['parameters']:,} parameters); val accuracy "
+        f"{report['accuracy']:.4f}, worst case {card['robustness']['worst']}"
     )
 
 

@@ -169,3 +169,23 @@ def test_schedules_shape():
     assert int(np.argmax(one)) == 300 and one[-1] < 1e-3
     cfg.schedule, cfg.warmup_epochs = "constant", 0.0
     assert {lr_at(s, 1000, 100, cfg) for s in range(0, 1000, 97)} == {1.0}
+
+
+@pytest.mark.slow
+def test_model_init_starts_from_another_runs_weights(data_dir, tmp_path, capsys):
+    runs = tmp_path / "runs"
+    assert main(_args(data_dir, runs, "--name", "a", "train.epochs=1")) == 0
+    a = keras.models.load_model(runs / "a" / "best.keras")
+    # lr so small that one epoch cannot move the weights: the run must start from a's
+    extra = [f"model.init={runs / 'a'}", "train.epochs=1", "train.lr=1e-12", "train.schedule=constant", "--name", "b"]
+    assert main(_args(data_dir, runs, *extra)) == 0
+    b = keras.models.load_model(runs / "b" / "best.keras")
+    dense = [w for w in a.trainable_weights if "kernel" in w.path]
+    assert all(
+        np.allclose(x.numpy(), y.numpy(), atol=1e-6)
+        for x, y in zip(dense, [w for w in b.trainable_weights if "kernel" in w.path], strict=True)
+    )
+    capsys.readouterr()
+    assert main(_args(data_dir, runs, f"model.init={runs / 'a'}", "model.filters=[8]", "--name", "c")) == 2
+    assert "another architecture" in capsys.readouterr().err
+    assert not (runs / "c").exists()
