@@ -371,7 +371,8 @@ def resolve_resume(run_dir: Path, overrides: list[str]) -> Config:
         raise UserError(f"{run_dir} is not a run directory (no config.yaml); runs live in runs/")
     if (run_dir / "metrics.json").is_file():
         raise UserError(
-            f"{run_dir} already finished (metrics.json exists); to train longer start a new run, e.g. cifake train --config {run_dir}/config.yaml train.epochs=N"
+            f"{run_dir} already finished (metrics.json exists); to train it longer start a new run from its weights: "
+            f"cifake train --config {run_dir}/config.yaml model.init={run_dir} train.epochs=N --name {run_dir.name}-more"
         )
     saved = config_from_dict(read_yaml(run_dir / "config.yaml"))
     cfg = load_config(run_dir / "config.yaml", overrides)
