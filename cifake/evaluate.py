@@ -92,8 +92,9 @@ def evaluate(
         plain = p if not tta else predict_tta(model, data.images, batch_size, False, checkpoint)
         report["calibration"] = cal = fit_and_fold(model, checkpoint, plain, y)
         print(
-            f"calibration: temperature {cal['temperature']:.4f} fitted on val; ECE {cal['ece_before']:.4f} -> "
-            f"{cal['ece_after']:.4f}; wrote {cal['checkpoint']}"
+            f"calibration: temperature {cal['temperature']:.4f}, bias {cal['bias']:+.4f} fitted on val; ECE "
+            f"{cal['ece_before']:.4f} -> {cal['ece_after']:.4f} ({cal['ece_after_held_out_half']:.4f} on a held-out "
+            f"half); accuracy at 0.5 {cal['accuracy_before']:.4f} -> {cal['accuracy_after']:.4f}; wrote {cal['checkpoint']}"
         )
     if corruptions is not None:
         report["robustness"] = robustness(model, data, corruptions, threshold, batch_size, tta, checkpoint, report)

@@ -71,8 +71,20 @@ def test_calibrate_folds_the_temperature_into_a_new_checkpoint(run, capsys):
     new = keras.models.load_model(run / "best-calibrated.keras", safe_mode=True)  # built-in layers only
     x = np.random.default_rng(1).integers(0, 256, (16, 32, 32, 3)).astype("float32")
     p, q = orig.predict(x, verbose=0).ravel(), new.predict(x, verbose=0).ravel()
-    assert np.allclose(q, apply_temperature(p, cal["temperature"]), atol=1e-4)
+    assert np.allclose(q, apply_temperature(p, cal["temperature"], cal["bias"]), atol=1e-4)
     assert main(["evaluate", str(run), "--split", "train", "--calibrate"]) == 2
+
+
+def test_platt_fit_recovers_a_known_scale_and_shift():
+    from cifake.calibrate import fit_platt
+
+    rng = np.random.default_rng(1)
+    z = rng.normal(0, 3, 40_000)
+    y = (rng.random(z.size) < 1 / (1 + np.exp(-z))).astype(float)
+    skewed = 1 / (1 + np.exp(-(2.0 * z + 1.5)))  # the model's logit is 2z + 1.5: fix with T = 2, b = -0.75
+    t, b = fit_platt(skewed, y)
+    assert t == pytest.approx(2.0, rel=0.05) and b == pytest.approx(-0.75, abs=0.08)
+    assert expected_calibration_error(y, apply_temperature(skewed, t, b)) < 0.01
 
 
 def test_folding_divides_the_logit_by_the_temperature():
@@ -83,9 +95,9 @@ def test_folding_divides_the_logit_by_the_temperature():
     model = keras.Model(inputs, keras.layers.Dense(1, activation="sigmoid")(x))
     images = np.random.default_rng(2).integers(0, 256, (32, 32, 32, 3)).astype("float32")
     before = model.predict(images, verbose=0).ravel()
-    fold_into_model(model, 2.5)
+    fold_into_model(model, 2.5, 0.3)
     after = model.predict(images, verbose=0).ravel()
-    assert np.allclose(logits(after), logits(before) / 2.5, atol=1e-4)
+    assert np.allclose(logits(after), logits(before) / 2.5 + 0.3, atol=1e-4)
 
 
 def test_robust_augmentations_are_seeded_and_resume_exactly():
