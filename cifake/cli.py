@@ -215,7 +215,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("paths", nargs="+", metavar="PATH", help="image files or folders")
     p.add_argument(
-        "--model", default=None, help=".keras file or run directory (default: the detector shipped with cifake)"
+        "--model",
+        default=None,
+        help=".keras file, run directory, or robust (the shipped robust model); default: the shipped detector",
     )
     p.add_argument("--out", metavar="FILE.csv", help="write path,p_fake,label rows here instead of printing a table")
     _add_scoring_args(p)

@@ -24,11 +24,15 @@ from .tfutil import import_keras, import_tf
 
 PRETRAINED_DIR = Path(__file__).parent / "pretrained"
 PRETRAINED = PRETRAINED_DIR / "detector.keras"
+# names that select a model shipped with cifake, wherever a model path is accepted
+SHIPPED_MODELS = {"pretrained": PRETRAINED, "robust": PRETRAINED_DIR / "robust.keras"}
 THRESHOLD_FILE = "threshold.json"
 
 
 def resolve_checkpoint(path: str | Path) -> Path:
-    """A .keras file, or a run directory (its best.keras)."""
+    """A .keras file, a run directory (its best.keras), or a shipped model's name (``pretrained``, ``robust``)."""
+    if str(path) in SHIPPED_MODELS and not Path(path).exists():
+        return SHIPPED_MODELS[str(path)]
     path = Path(path)
     if path.is_dir():
         if (path / "best.keras").is_file():

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from cifake.detector import load_detector
 from cifake.evaluate import evaluate, run_config
-from cifake.predict import PRETRAINED, PRETRAINED_DIR
+from cifake.predict import PRETRAINED_DIR
 from cifake.tfutil import import_keras
 
 LIMITATIONS = [
@@ -39,21 +39,29 @@ def main() -> None:
         default="best.keras",
         help="file in the run directory to ship, e.g. best-calibrated.keras (from cifake evaluate --calibrate)",
     )
+    ap.add_argument(
+        "--as",
+        dest="name",
+        default="detector",
+        choices=("detector", "robust"),
+        help="detector: the default model of predict/serve; robust: the one chosen with --model robust",
+    )
     args = ap.parse_args()
     keras = import_keras()
+    target = PRETRAINED_DIR / f"{args.name}.keras"
     source = args.run_dir / args.checkpoint
     cfg = run_config(source)
     model = load_detector(source)  # compile=False: no optimizer is carried over
     PRETRAINED_DIR.mkdir(exist_ok=True)
-    model.save(PRETRAINED)
-    keras.models.load_model(PRETRAINED, safe_mode=True)  # the shipped file must load safely
+    model.save(target)
+    keras.models.load_model(target, safe_mode=True)  # the shipped file must load safely
     with tempfile.TemporaryDirectory() as tmp:
         report = evaluate(source, split="val", plots=False, out=tmp, corruptions="all")
     run_metrics = json.loads((args.run_dir / "metrics.json").read_text())
     card = {
         "name": "cifake detector",
-        "file": PRETRAINED.name,
-        "bytes": PRETRAINED.stat().st_size,
+        "file": target.name,
+        "bytes": target.stat().st_size,
         "parameters": model.count_params(),
         "trained": date.today().isoformat(),
         "recipe": {
@@ -94,9 +102,9 @@ def main() -> None:
         "output": "P(FAKE), shape (N, 1); FAKE = 1",
         "limitations": LIMITATIONS,
     }
-    (PRETRAINED_DIR / "detector.json").write_text(json.dumps(card, indent=2) + "\n")
+    target.with_suffix(".json").write_text(json.dumps(card, indent=2) + "\n")
     print(
-        f"wrote {PRETRAINED} ({card['bytes']:,} bytes, {card['parameters']:,} parameters); val accuracy "
+        f"wrote {target} ({card['bytes']:,} bytes, {card['parameters']:,} parameters); val accuracy "
         f"{report['accuracy']:.4f}, worst case {card['robustness']['worst']}"
     )
 

@@ -142,3 +142,20 @@ def test_shipped_detector_loads_safely_and_scores(tmp_path, capsys):
     Image.fromarray(x[0]).save(tmp_path / "one.jpg")
     assert main(["predict", str(tmp_path / "one.jpg")]) == 0
     assert "one.jpg" in capsys.readouterr().out
+
+
+def test_shipped_robust_model_is_selected_by_name_and_carries_its_robustness(tmp_path, capsys):
+    from cifake.detector import SHIPPED_MODELS, resolve_checkpoint
+
+    path = SHIPPED_MODELS["robust"]
+    assert resolve_checkpoint("robust") == path and resolve_checkpoint("pretrained") == PRETRAINED
+    model = keras.models.load_model(path, safe_mode=True)
+    assert model.output_shape == (None, 1) and path.stat().st_size <= 2_700_000
+    card = json.loads(path.with_suffix(".json").read_text())
+    rob = card["robustness"]
+    assert {r["operation"] for r in rob["battery"]} >= {"jpeg", "blur", "resize", "noise"}
+    assert rob["worst"]["accuracy"] == min(r["accuracy"] for r in rob["battery"])
+    x = np.stack([synth_image(np.random.default_rng(0), True)])
+    Image.fromarray(x[0]).save(tmp_path / "one.png")
+    assert main(["predict", str(tmp_path / "one.png"), "--model", "robust"]) == 0
+    assert "one.png" in capsys.readouterr().out
