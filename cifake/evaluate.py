@@ -9,7 +9,6 @@ next to the checkpoint (written by ``--choose-threshold`` on the validation spli
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
 
@@ -19,7 +18,7 @@ from .config import Config, DataConfig, config_from_dict, read_yaml
 from .data import SUBJECTS, load_split, load_splits, subject_of
 from .detector import THRESHOLD_FILE, load_detector, predict_tta, read_threshold, resolve_checkpoint
 from .errors import UserError
-from .limits import printable
+from .limits import can_create, printable
 from .metrics import best_threshold, binary_report, per_group_accuracy
 
 
@@ -190,11 +189,8 @@ def check_writable_dir(folder: Path, what: str) -> None:
     """Fail before the scoring, not after: ``folder`` must be (or become) a writable folder."""
     if folder.exists() and not folder.is_dir():
         raise UserError(f"{what}: {folder} is a file; give a folder for the results")
-    probe = folder
-    while not probe.exists():
-        probe = probe.parent
-    if not probe.is_dir() or not os.access(probe, os.W_OK | os.X_OK):
-        raise UserError(f"{what}: cannot write to {folder} ({probe} is not writable); give a writable folder")
+    if can_create(folder) is None:
+        raise UserError(f"{what}: cannot write to {folder}; give a writable folder")
 
 
 def write_predictions(path: Path, paths: list[str], p: np.ndarray, threshold: float) -> None:

@@ -117,6 +117,18 @@ def printable(path: str) -> str:
     return path.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
+def can_create(path: Path) -> Path | None:
+    """The nearest existing ancestor of ``path`` if new files can be made there, else None.
+
+    Output paths are checked with this before any work, so a bad ``--out`` fails in a second,
+    not after minutes of scoring.
+    """
+    probe = path
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    return probe if probe.is_dir() and os.access(probe, os.W_OK | os.X_OK) else None
+
+
 # --- zip archives ----------------------------------------------------------------------------------
 
 

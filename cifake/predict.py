@@ -157,11 +157,8 @@ def check_out_file(out: Path) -> None:
     """Fail before the scoring, not after it: ``--out`` must be a file we can create or replace."""
     if out.is_dir():
         raise UserError(f"--out {out} is a folder; give a file name such as {out / 'predictions.csv'}")
-    probe = out.parent
-    while not probe.exists():
-        probe = probe.parent
-    if not probe.is_dir() or not os.access(probe, os.W_OK | os.X_OK) or (out.exists() and not os.access(out, os.W_OK)):
-        raise UserError(f"--out {out}: not writable ({probe} does not accept new files); choose another path")
+    if limits.can_create(out.parent) is None or (out.exists() and not os.access(out, os.W_OK)):
+        raise UserError(f"--out {out}: not writable; choose another path")
 
 
 def run_cli(args) -> int:
