@@ -109,10 +109,6 @@ def apply(name: str, level: float, images: np.ndarray, seed: int = 0) -> np.ndar
     return fn(images, float(level), seed)
 
 
-def _fmt(level: float) -> str:
-    return f"{level:g}"
-
-
 def parse_spec(spec: str) -> list[tuple[str, float]]:
     """``all`` | ``NAME[:LEVEL],...`` -> [(name, level)]; a NAME alone means its default levels."""
     spec = spec.strip()
@@ -164,4 +160,5 @@ def _level_rule(name: str) -> str:
 
 
 def label(name: str, level: float) -> str:
-    return f"{name}:{_fmt(level)}"
+    """``jpeg:40``: how an operation and level are written in specs, tables and figures."""
+    return f"{name}:{level:g}"

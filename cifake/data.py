@@ -125,23 +125,17 @@ def decode_files(paths: list[str], *, batch: int = 2048, progress: bool = False)
     n = len(paths)
     out = np.zeros((n, IMAGE_SIZE, IMAGE_SIZE, 3), np.uint8)
     seen = np.zeros(n, bool)
-    ok_size = [_size_ok(p) for p in paths]
-    jpeg = [i for i, p in enumerate(paths) if ok_size[i] and p.lower().endswith((".jpg", ".jpeg"))]
+    jpeg = [
+        i for i, p in enumerate(paths) if p.lower().endswith((".jpg", ".jpeg")) and limits.file_size_problem(p) is None
+    ]
     with (
         quiet_native_stderr() as err,
         tqdm(total=n, desc="decode", unit="img", file=err, mininterval=1.0, disable=not progress or n == 0) as bar,
     ):
         _decode_into(out, seen, paths, jpeg, "jpeg", batch, bar)
-        rest = [i for i in np.flatnonzero(~seen).tolist() if ok_size[i] and limits.image_size_problem(paths[i]) is None]
+        rest = [i for i in np.flatnonzero(~seen).tolist() if limits.image_size_problem(paths[i]) is None]
         _decode_into(out, seen, paths, rest, "any", batch, bar)
     return out, np.flatnonzero(~seen).tolist()
-
-
-def _size_ok(path: str) -> bool:
-    try:
-        return os.stat(path).st_size <= limits.IMAGE_MAX_FILE_BYTES
-    except OSError:
-        return False
 
 
 @functools.cache

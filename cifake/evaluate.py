@@ -171,6 +171,8 @@ def robustness(model, data, spec: str, threshold: float, batch_size: int, tta: b
 
 
 def print_robustness(rob: dict) -> None:
+    from .corruptions import label
+
     c, w = rob["clean"], rob["worst"]
     print(f"  robustness ({len(rob['battery'])} corruptions, {rob['seconds']:.0f}s):")
     print(f"  {'operation':<16} {'accuracy':>8} {'FAKE rec':>8} {'REAL rec':>8} {'ROC AUC':>8}")
@@ -178,11 +180,11 @@ def print_robustness(rob: dict) -> None:
         f"  {'none':<16} {c['accuracy']:>8.4f} {c['fake_recall']:>8.4f} {c['real_recall']:>8.4f} {c['roc_auc']:>8.4f}"
     )
     for r in rob["battery"]:
-        name = f"{r['operation']}:{r['level']:g}"
+        name = label(r["operation"], r["level"])
         print(
             f"  {name:<16} {r['accuracy']:>8.4f} {r['fake_recall']:>8.4f} {r['real_recall']:>8.4f} {r['roc_auc']:>8.4f}"
         )
-    print(f"  worst case: {w['operation']}:{w['level']:g} accuracy {w['accuracy']:.4f} (clean {c['accuracy']:.4f})")
+    print(f"  worst case: {label(w['operation'], w['level'])} accuracy {w['accuracy']:.4f} (clean {c['accuracy']:.4f})")
 
 
 def check_writable_dir(folder: Path, what: str) -> None:

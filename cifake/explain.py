@@ -121,7 +121,5 @@ def explain(model_path: str | Path, images: list[str], out: str | Path, layer: s
 
 
 def run_cli(args) -> int:
-    from .detector import PRETRAINED
-
-    explain(PRETRAINED if args.model == "pretrained" else args.model, args.images, args.out, args.layer)
+    explain(args.model, args.images, args.out, args.layer)  # 'pretrained' resolves to the shipped detector
     return 0

@@ -120,6 +120,8 @@ def evaluation_figures(y, p, split, threshold: float, out_dir: str | Path, mista
 
 def robustness_figure(rob: dict, path: str | Path) -> Path:
     """robustness.png: accuracy against severity, one panel and curve per operation, clean accuracy dashed."""
+    from .corruptions import label
+
     plt = _plt()
     ops: dict[str, list[tuple[float, float]]] = {}
     for r in rob["battery"]:
@@ -145,7 +147,9 @@ def robustness_figure(rob: dict, path: str | Path) -> Path:
     for ax in list(axes.flat)[n:]:
         ax.axis("off")
     w = rob["worst"]
-    fig.suptitle(f"Robustness: worst case {w['operation']}:{w['level']:g} at {w['accuracy']:.3f} (clean {clean:.3f})")
+    fig.suptitle(
+        f"Robustness: worst case {label(w['operation'], w['level'])} at {w['accuracy']:.3f} (clean {clean:.3f})"
+    )
     return _save(fig, Path(path))
 
 
