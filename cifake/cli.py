@@ -308,12 +308,10 @@ def _cmd_config(args: argparse.Namespace) -> int:
         for key, default, text in rows:
             print(f"{key:<{width}}  {default:<14}  {text}")
         return 0
-    from .errors import ConfigError
-    from .models import model_problems
+    from .models import check_model_config
 
     cfg = load_config(args.config, args.overrides)
-    if problems := model_problems(cfg.model):
-        raise ConfigError(problems)
+    check_model_config(cfg.model)
     print(cfg.to_yaml(), end="")
     if args.summary:
         from .models import build_model, summary_text

@@ -58,11 +58,15 @@ def model_problems(cfg: ModelConfig) -> list[str]:
     return []
 
 
+def check_model_config(cfg: ModelConfig) -> None:
+    """Raise a ConfigError listing ``model_problems(cfg)``, if any (no TensorFlow needed)."""
+    if problems := model_problems(cfg):
+        raise ConfigError(problems)
+
+
 def build_model(cfg: ModelConfig):
     """Build ``cfg.name`` from the registry; a config it cannot build is a ConfigError (see model_problems)."""
-    problems = model_problems(cfg)
-    if problems:
-        raise ConfigError(problems)
+    check_model_config(cfg)
     import_tf()
     return REGISTRY[cfg.name](cfg)
 

@@ -7,8 +7,10 @@ resume after SIGKILL) never sees half a file.
 from __future__ import annotations
 
 import csv
+import json
 import os
 import platform
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -18,6 +20,7 @@ from .tfutil import import_keras, import_tf
 
 METRICS = ("loss", "accuracy", "precision", "recall", "auc")
 COLUMNS = ("epoch", *METRICS, *(f"val_{m}" for m in METRICS), "lr", "seconds")
+DATA_FILE = "data.json"  # the run's split sizes, written at the start and checked on resume
 
 
 def new_run_dir(runs_dir: str | Path, name: str) -> Path:
@@ -74,3 +77,26 @@ def write_results(path: Path, rows: list[dict[str, float]]) -> None:
     for row in rows:
         lines.append(",".join(str(int(row[c])) if c == "epoch" else f"{row[c]:.6g}" for c in COLUMNS))
     atomic_write_text(path, "\n".join(lines) + "\n")
+
+
+def write_data_info(run_dir: Path, info: dict) -> None:
+    atomic_write_text(run_dir / DATA_FILE, json.dumps(info, indent=2) + "\n")
+
+
+def check_same_data(run_dir: Path, now: dict) -> None:
+    """Refuse to resume on data of another size: epochs would be counted in the wrong steps."""
+    f = run_dir / DATA_FILE
+    if not f.is_file():
+        print(f"note: {run_dir} has no {DATA_FILE} (made by an older cifake): data size not checked", file=sys.stderr)
+        return
+    try:
+        saved = json.loads(f.read_text())
+        before = {k: int(saved[k]) for k in now}
+    except (ValueError, KeyError, TypeError):
+        raise UserError(f"{f} is damaged; it records the run's data size, which resume checks") from None
+    if before != now:
+        raise UserError(
+            f"cannot resume {run_dir} on different data: the run trained on {before['train_images']:,} train / "
+            f"{before['val_images']:,} val images, data.dir now gives {now['train_images']:,} / {now['val_images']:,}; "
+            "point data.dir at the same dataset, or start a new run"
+        )

@@ -18,22 +18,23 @@ import time
 from pathlib import Path
 
 from .config import Config, check_run_name, config_from_dict, load_config, read_yaml
-from .errors import ConfigError, UserError
-from .models import model_problems
+from .errors import UserError
+from .models import check_model_config
 from .rundir import (
     COLUMNS,
     METRICS,
     atomic_save,
     atomic_write_text,
+    check_same_data,
     new_run_dir,
     read_results,
     versions_header,
+    write_data_info,
     write_results,
 )
 from .schedule import lr_callback
 from .tfutil import import_keras, import_tf
 
-DATA_FILE = "data.json"  # the run's split sizes, checked on resume
 RESUMABLE_KEYS = {"train.epochs", "train.early_stopping", "train.threads", "data.dir", "data.cache"}
 
 
@@ -218,15 +219,16 @@ def train(cfg: Config, run_dir: Path | None = None, *, resume: bool = False) -> 
     steps = math.ceil(len(train_split) / bs)
     data_info = {"train_images": len(train_split), "val_images": len(val_split), "steps_per_epoch": steps}
     if resume:
-        check_same_data(Path(run_dir), data_info)
+        run_dir = Path(run_dir)
+        check_same_data(run_dir, data_info)
 
     initial_epoch, rows = 0, []
     with strategy.scope():
-        if resume and (Path(run_dir) / "last.keras").is_file():
-            model = keras.models.load_model(Path(run_dir) / "last.keras")
+        if resume and (run_dir / "last.keras").is_file():
+            model = keras.models.load_model(run_dir / "last.keras")
             initial_epoch = min(int(model.optimizer.iterations.numpy()) // steps, cfg.train.epochs)
-            rows = read_results(Path(run_dir) / "results.csv")[:initial_epoch]
-            write_results(Path(run_dir) / "results.csv", rows)
+            rows = read_results(run_dir / "results.csv")[:initial_epoch]
+            write_results(run_dir / "results.csv", rows)
         else:
             model = build_model(cfg.model)  # a shape Keras cannot build fails here, before the run directory
             if cfg.model.init:
@@ -235,8 +237,7 @@ def train(cfg: Config, run_dir: Path | None = None, *, resume: bool = False) -> 
     if not resume:
         run_dir = new_run_dir(cfg.train.runs_dir, cfg.train.name)
         atomic_write_text(run_dir / "config.yaml", versions_header() + cfg.to_yaml())
-        atomic_write_text(run_dir / DATA_FILE, json.dumps(data_info, indent=2) + "\n")
-    run_dir = Path(run_dir)
+        write_data_info(run_dir, data_info)
     print(f"run directory: {run_dir}", flush=True)
     print(f"devices: {devices}", flush=True)
     print(
@@ -312,25 +313,6 @@ def init_from(model, source: str) -> None:
     print(f"model: weights initialised from {source}", flush=True)
 
 
-def check_same_data(run_dir: Path, now: dict) -> None:
-    """Refuse to resume on data of another size: epochs would be counted in the wrong steps."""
-    f = run_dir / DATA_FILE
-    if not f.is_file():
-        print(f"note: {run_dir} has no {DATA_FILE} (made by an older cifake): data size not checked", file=sys.stderr)
-        return
-    try:
-        saved = json.loads(f.read_text())
-        before = {k: int(saved[k]) for k in now}
-    except (ValueError, KeyError, TypeError):
-        raise UserError(f"{f} is damaged; it records the run's data size, which resume checks") from None
-    if before != now:
-        raise UserError(
-            f"cannot resume {run_dir} on different data: the run trained on {before['train_images']:,} train / "
-            f"{before['val_images']:,} val images, data.dir now gives {now['train_images']:,} / {now['val_images']:,}; "
-            "point data.dir at the same dataset, or start a new run"
-        )
-
-
 def finish(run_dir: Path, val_split, cfg: Config, rows: list[dict[str, float]]) -> dict:
     """Evaluate best.keras on validation, write metrics.json (the 'finished' marker) and curves.png."""
     keras = import_keras()
@@ -403,8 +385,7 @@ def run_cli(args) -> int:
     cfg = load_config(config, overrides)
     if name:
         cfg.train.name = check_run_name(name, "--name")
-    if problems := model_problems(cfg.model):
-        raise ConfigError(problems)
+    check_model_config(cfg.model)  # before the data is loaded: a bad shape fails in a second
     if summary:
         from .models import build_model, summary_text
 
