@@ -184,10 +184,14 @@ def foreign_entries(root: Path, limit: int = 5) -> list[str]:
     return [printable(f) for f in found[:limit]]
 
 
-def check_target(data_dir: Path, force: bool) -> None:
-    """Refuse a ``--data-dir`` that must not be written or replaced, before anything is extracted."""
+def _refuse_file(data_dir: Path) -> None:
     if data_dir.exists() and not data_dir.is_dir():
         raise UserError(f"--data-dir {data_dir} is a file, not a folder: choose a folder for the dataset")
+
+
+def check_target(data_dir: Path, force: bool) -> None:
+    """Refuse a ``--data-dir`` that must not be written or replaced, before anything is extracted."""
+    _refuse_file(data_dir)
     resolved = data_dir.resolve()
     protected = {Path.cwd().resolve(), Path.home().resolve(), Path(resolved.anchor)}
     if force and (resolved in protected or resolved in Path.cwd().resolve().parents):
@@ -340,8 +344,7 @@ def kaggle_download(data_dir: str | Path, *, force: bool = False, attempts: int 
 def run(data_dir: str, archive: str | None = None, force: bool = False, verify_only: bool = False) -> int:
     """``cifake download``: verify, import or download, idempotently; never deletes a folder it did not make."""
     root = Path(data_dir)
-    if root.exists() and not root.is_dir():
-        raise UserError(f"--data-dir {root} is a file, not a folder: choose a folder for the dataset")
+    _refuse_file(root)  # --verify too
     if verify_only:
         if not root.is_dir():
             raise UserError(f"{root} does not exist: fetch it with cifake download --data-dir {root}")

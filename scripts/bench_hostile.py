@@ -19,26 +19,7 @@ from pathlib import Path
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from tests.conftest import png_bomb
-
-
-def zip_bomb(path: Path, gib: float = 3.0) -> Path:
-    """One member `train/REAL/bomb.jpg` of ``gib`` GiB of zeros, deflated to a few MB."""
-    chunk = b"\0" * (1 << 24)
-    with (
-        zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf,
-        zf.open("train/REAL/bomb.jpg", "w", force_zip64=True) as f,
-    ):
-        for _ in range(int(gib * 64)):
-            f.write(chunk)
-    return path
-
-
-def laughs(path: Path, levels: int = 9) -> Path:
-    lines = ["a0: &a0 [lol, lol, lol, lol, lol, lol, lol, lol, lol, lol]"]
-    lines += [f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 10) + "]" for i in range(1, levels)]
-    path.write_text("\n".join(lines) + "\n")
-    return path
+from tests.conftest import laughs_yaml, png_bomb, zip_bomb  # the inputs the tests use
 
 
 def run(argv: list[str]) -> tuple[int, float, float, str]:
@@ -60,7 +41,7 @@ def main() -> int:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         t = Path(tmp)
-        bomb = zip_bomb(t / "bomb.zip")
+        bomb = zip_bomb(t / "bomb.zip", 3 << 30)
         size = bomb.stat().st_size / 2**20
         code, s, mb, said = run(["download", "--archive", str(bomb), "--data-dir", str(t / "c")])
         left = sorted(p.name for p in t.iterdir() if p.name != "bomb.zip")
@@ -96,7 +77,8 @@ def main() -> int:
         code, s, mb, said = run(["predict", str(png)])
         rows.append((f"23000x23000 PNG ({png.stat().st_size / 2**20:.1f} MiB) to predict", code, s, mb, said[:150]))
 
-        code, s, mb, said = run(["config", "--config", str(laughs(t / "lol.yaml"))])
+        (t / "lol.yaml").write_text(laughs_yaml(9) + "\n")
+        code, s, mb, said = run(["config", "--config", str(t / "lol.yaml")])
         rows.append(("billion-laughs YAML (9 levels of 10 aliases)", code, s, mb, said[:150]))
 
     print(f"{'probe':<48} {'exit':>4} {'seconds':>8} {'peak RSS':>9}  what it said")

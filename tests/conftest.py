@@ -75,6 +75,25 @@ def png_bomb(path: Path, side: int = 23_000) -> Path:
     return path
 
 
+def zip_bomb(path: Path, size: int) -> Path:
+    """One zero-filled member ``train/REAL/bomb.jpg`` of ``size`` bytes, deflated and streamed (never held in memory)."""
+    chunk = b"\0" * (1 << 20)
+    with (
+        zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf,
+        zf.open("train/REAL/bomb.jpg", "w", force_zip64=True) as f,
+    ):
+        for _ in range(size // len(chunk)):
+            f.write(chunk)
+    return path
+
+
+def laughs_yaml(levels: int) -> str:
+    """A "billion laughs" YAML: ``levels`` levels of ten aliases to the level below (10**levels values)."""
+    lines = ["a0: &a0 [lol, lol, lol, lol, lol, lol, lol, lol, lol, lol]"]
+    lines += [f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 10) + "]" for i in range(1, levels)]
+    return "\n".join(lines)
+
+
 @pytest.fixture
 def tiny_data(tmp_path: Path) -> Path:
     """train/{REAL,FAKE} with 40 images each."""

@@ -15,7 +15,7 @@ import pytest
 from cifake.cli import main
 from cifake.download import MARKER, verify
 
-from .conftest import make_zip
+from .conftest import make_zip, zip_bomb
 from .kaggle_server import DOWNLOAD_PATH, FakeKaggle
 
 
@@ -169,17 +169,8 @@ def test_duplicate_targets_refused(tmp_path, capfd):
     assert not (tmp_path / "c").exists()
 
 
-def _bomb_zip(path: Path, size: int) -> Path:
-    """One highly compressible member of ``size`` bytes, written in chunks (never held in memory)."""
-    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf, zf.open("train/REAL/bomb.jpg", "w") as f:
-        chunk = b"\0" * (1 << 20)
-        for _ in range(size // len(chunk)):
-            f.write(chunk)
-    return path
-
-
 def test_zip_bomb_refused_from_the_directory(tmp_path, capfd):
-    bomb = _bomb_zip(tmp_path / "bomb.zip", 200 << 20)  # 200 MiB in ~200 KB
+    bomb = zip_bomb(tmp_path / "bomb.zip", 200 << 20)  # 200 MiB in ~200 KB
     assert bomb.stat().st_size < 1 << 20
     assert main(["download", "--archive", str(bomb), "--data-dir", str(tmp_path / "c")]) == 2
     err = capfd.readouterr().err
@@ -188,7 +179,7 @@ def test_zip_bomb_refused_from_the_directory(tmp_path, capfd):
 
 
 def test_high_ratio_member_refused(tmp_path, capfd):
-    bomb = _bomb_zip(tmp_path / "ratio.zip", 8 << 20)  # under the size cap, but 1000x compressed
+    bomb = zip_bomb(tmp_path / "ratio.zip", 8 << 20)  # under the size cap, but 1000x compressed
     assert main(["download", "--archive", str(bomb), "--data-dir", str(tmp_path / "c")]) == 2
     assert "zip bomb" in capfd.readouterr().err
 

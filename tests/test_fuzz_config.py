@@ -18,6 +18,8 @@ from hypothesis import strategies as st
 from cifake.cli import main
 from cifake.config import all_keys
 
+from .conftest import laughs_yaml
+
 KEYS = all_keys()
 SETTINGS = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -51,9 +53,7 @@ def nasty_yaml(draw) -> str:
     if kind == "deep":
         return "[" * n + "]" * n
     if kind == "laughs":
-        lines = ["a0: &a0 [lol, lol, lol, lol, lol, lol, lol, lol, lol, lol]"]
-        lines += [f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 10) + "]" for i in range(1, n)]
-        return "\n".join(lines)
+        return laughs_yaml(n)
     if kind == "recursive":
         return "&r [*r]" if n % 2 else "train: &r {epochs: *r}"
     return "1" + "0" * (300 + 10 * n)
