@@ -94,7 +94,7 @@ def load_images(files: list[str]) -> Loaded:
         sizes.append((h, w) if orientation in (5, 6, 7, 8) else (w, h))  # EXIF 5-8 swap the axes
         if why := limits.file_size_problem(f) or (limits.size_problem(*header[:2]) if header else None):
             refused[i] = why
-        elif header and header[2] != 1:
+        elif orientation != 1:
             upright.append(i)
     plain = sorted(set(range(len(files))) - set(refused) - set(upright))
     images = np.zeros((len(files), IMAGE_SIZE, IMAGE_SIZE, 3), np.uint8)

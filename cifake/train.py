@@ -301,7 +301,10 @@ def init_from(model, source: str) -> None:
     """Copy the weights of ``source`` (a .keras file or run directory, loaded safely) into ``model``."""
     from .detector import load_detector
 
-    src = load_detector(source)
+    try:
+        src = load_detector(source)
+    except UserError as e:
+        raise UserError(f"model.init: {e}") from None
     mine, theirs = model.get_weights(), src.get_weights()
     if len(mine) != len(theirs) or any(a.shape != b.shape for a, b in zip(mine, theirs, strict=False)):
         raise UserError(
