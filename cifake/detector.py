@@ -20,17 +20,45 @@ import numpy as np
 
 from . import limits
 from .errors import UserError
+from .litert import LiteModel, is_litert
 from .tfutil import import_keras, import_tf
 
 PRETRAINED_DIR = Path(__file__).parent / "pretrained"
 PRETRAINED = PRETRAINED_DIR / "detector.keras"
 # names that select a model shipped with cifake, wherever a model path is accepted
-SHIPPED_MODELS = {"pretrained": PRETRAINED, "robust": PRETRAINED_DIR / "robust.keras"}
+PRETRAINED_INT8 = PRETRAINED_DIR / "detector-int8.tflite"
+SHIPPED_MODELS = {
+    "pretrained": PRETRAINED,
+    "pretrained-int8": PRETRAINED_INT8,
+    "robust": PRETRAINED_DIR / "robust.keras",
+}
+# an export is used by default only when its card (written by cifake export) shows parity
+PARITY_MIN_AGREEMENT = 0.995
 THRESHOLD_FILE = "threshold.json"
 
 
+def default_model() -> Path:
+    """What ``cifake predict`` uses without ``--model``: the shipped int8 LiteRT export when its card shows
+    parity with the Keras detector (label agreement >= 99.5% on validation images), else the Keras file."""
+    card = export_card(PRETRAINED_INT8)
+    if PRETRAINED_INT8.is_file() and card and card.get("label_agreement", 0) >= PARITY_MIN_AGREEMENT:
+        return PRETRAINED_INT8
+    return PRETRAINED
+
+
+def export_card(model_file: Path) -> dict | None:
+    """The card ``cifake export`` writes beside an exported model (``NAME.tflite.json``), if readable."""
+    f = model_file.with_name(model_file.name + ".json")
+    try:
+        data = json.loads(f.read_text()) if f.is_file() and f.stat().st_size < 1 << 20 else None
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
 def resolve_checkpoint(path: str | Path) -> Path:
-    """A .keras file, a run directory (its best.keras), or a shipped model's name (``pretrained``, ``robust``)."""
+    """A .keras or .tflite file, a run directory (its best.keras), or a shipped model's name
+    (``pretrained``, ``pretrained-int8``, ``robust``)."""
     if str(path) in SHIPPED_MODELS and not Path(path).exists():
         return SHIPPED_MODELS[str(path)]
     path = Path(path)
@@ -39,7 +67,10 @@ def resolve_checkpoint(path: str | Path) -> Path:
             return path / "best.keras"
         raise UserError(f"{path} is a folder without best.keras: pass a .keras file or a run directory")
     if not path.is_file():
-        raise UserError(f"checkpoint not found: {path} (pass a .keras file or a run directory such as runs/small_cnn)")
+        raise UserError(
+            f"checkpoint not found: {path} (pass a .keras or .tflite file, a run directory such as runs/small_cnn, "
+            f"or one of {', '.join(SHIPPED_MODELS)})"
+        )
     return path
 
 
@@ -57,10 +88,21 @@ def _check_keras_file(path: Path) -> None:
     )
 
 
-def load_detector(path: str | Path):
-    """Load a .keras model with safe_mode and check the cifake contract: (N, 32, 32, 3) -> (N, 1), finite weights."""
-    keras = import_keras()
+def load_detector(path: str | Path, *, keras_only: str | None = None):
+    """Load a .keras model with safe_mode and check the cifake contract: (N, 32, 32, 3) -> (N, 1), finite weights.
+
+    A ``.tflite`` file gives a ``litert.LiteModel`` with the same contract, unless ``keras_only`` names the
+    command that needs the Keras graph itself (Grad-CAM, fine-tuning), which then refuses it.
+    """
     path = resolve_checkpoint(path)
+    if is_litert(path):
+        if keras_only:
+            raise UserError(
+                f"{keras_only} needs a Keras model (.keras or a run directory), not the LiteRT export {path}: "
+                "pass the .keras file it was exported from"
+            )
+        return LiteModel(path)
+    keras = import_keras()
     if path.suffix.lower() == ".keras":
         _check_keras_file(path)
     try:
@@ -128,6 +170,10 @@ def predict_images(model, images: np.ndarray, batch_size: int = 1024, source: st
     machinery, no dataset slicing); the last batch is padded so the function is traced once.
     Every batch is checked to be probabilities (``check_probabilities``).
     """
+    if isinstance(model, LiteModel):
+        p = model.predict(images, min(batch_size, 256))
+        check_probabilities(p, source)
+        return p
     tf = import_tf()
     fn = _traced.get(model)
     if fn is None:
@@ -163,9 +209,9 @@ class Detector:
 
     @classmethod
     def load(cls, path: str | Path | None = None, threshold: float | None = None) -> Detector:
-        """The model at ``path`` (default: the shipped detector); threshold from the argument,
+        """The model at ``path`` (default: ``default_model()``); threshold from the argument,
         else ``threshold.json`` beside the model, else 0.5."""
-        checkpoint = resolve_checkpoint(path or PRETRAINED)
+        checkpoint = resolve_checkpoint(path or default_model())
         model = load_detector(checkpoint)
         if threshold is not None:
             return cls(model, checkpoint, threshold, "--threshold")

@@ -16,15 +16,17 @@ import numpy as np
 
 from .config import Config, DataConfig, config_from_dict, read_yaml
 from .data import SUBJECTS, load_split, load_splits, subject_of
-from .detector import THRESHOLD_FILE, load_detector, predict_tta, read_threshold, resolve_checkpoint
+from .detector import THRESHOLD_FILE, export_card, load_detector, predict_tta, read_threshold, resolve_checkpoint
 from .errors import UserError
 from .limits import can_create, printable
 from .metrics import best_threshold, binary_report, per_group_accuracy
 
 
 def run_config(checkpoint: Path) -> Config | None:
-    """The training config when the checkpoint sits in a run directory."""
+    """The training config when the checkpoint sits in a run directory (or was exported from one)."""
     f = checkpoint.parent / "config.yaml"
+    if not f.is_file() and (card := export_card(checkpoint)) and isinstance(card.get("source"), str):
+        f = Path(card["source"]).parent / "config.yaml"
     return config_from_dict(read_yaml(f)) if f.is_file() else None
 
 

@@ -98,7 +98,7 @@ def explain(model_path: str | Path, images: list[str], out: str | Path, layer: s
     from .plots import gradcam_figure
     from .predict import load_images
 
-    model = load_detector(model_path)
+    model = load_detector(model_path, keras_only="cifake explain (Grad-CAM)")
     arrays, ok, unreadable, _ = load_images(images)
     for path, why in unreadable:
         print(f"warning: skipped {printable(path)}: {why}", file=sys.stderr)

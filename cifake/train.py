@@ -302,7 +302,7 @@ def init_from(model, source: str) -> None:
     from .detector import load_detector
 
     try:
-        src = load_detector(source)
+        src = load_detector(source, keras_only="model.init")
     except UserError as e:
         raise UserError(f"model.init: {e}") from None
     mine, theirs = model.get_weights(), src.get_weights()

@@ -1,0 +1,298 @@
+"""``cifake export``: a trained detector as LiteRT (float32 or full-integer int8), SavedModel or ONNX.
+
+Every export is checked against the Keras model it came from before it is kept: both score the
+same validation images (the run's own seeded validation split), and the maximum and mean
+|delta P(FAKE)|, the label agreement at the model's threshold and the accuracy of each are
+printed and stored in a card beside the file (``NAME.json``, e.g. ``detector-int8.tflite.json``).
+An int8 export whose label agreement is below 99.5% is refused (exit 2) and not written.
+
+The int8 model is calibrated on images of the run's own training split (never validation), or on
+a folder given with ``--calibration``. Conversion goes through a SavedModel written by Keras'
+own exporter (``model.export``), which is also the ``savedmodel`` format: its ``serve`` signature
+takes float pixels 0..255 and ``serve_uint8`` takes uint8, both returning P(FAKE) (N, 1).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from .detector import (
+    PARITY_MIN_AGREEMENT,
+    PRETRAINED_DIR,
+    load_detector,
+    predict_images,
+    read_threshold,
+    resolve_checkpoint,
+)
+from .errors import UserError
+from .tfutil import import_tf
+
+FORMATS = ("litert", "savedmodel", "onnx")
+CALIBRATION_IMAGES = 512
+
+
+def default_out(checkpoint: Path, fmt: str, int8: bool) -> Path:
+    """Beside the checkpoint (the current folder for a model shipped inside the package)."""
+    folder = Path.cwd() if checkpoint.parent == PRETRAINED_DIR else checkpoint.parent
+    stem = checkpoint.stem
+    return (
+        folder
+        / {
+            "litert": f"{stem}{'-int8' if int8 else ''}.tflite",
+            "savedmodel": f"{stem}-savedmodel",
+            "onnx": f"{stem}.onnx",
+        }[fmt]
+    )
+
+
+def card_path(out: Path) -> Path:
+    return out.with_name(out.name + ".json")
+
+
+# --- the images: validation for the check, training (or a folder) for int8 calibration ----------
+
+
+def check_and_calibration_images(
+    checkpoint: Path, data_dir: str | None, n_check: int, calibration: str | None, need_calibration: bool
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, str]:
+    """(validation images, their labels, calibration images or None, where the calibration came from)."""
+    from .config import DataConfig
+    from .data import load_splits
+    from .evaluate import run_config
+
+    cfg = run_config(checkpoint)
+    data_cfg = cfg.data if cfg else DataConfig()
+    if data_dir:
+        data_cfg.dir = data_dir
+    if not (Path(data_cfg.dir) / "train").is_dir():
+        raise UserError(
+            f"cifake export checks every export against the Keras model on validation images, and found no "
+            f"{data_cfg.dir}/train: pass --data-dir (the dataset the model was trained on), or fetch it with cifake download"
+        )
+    splits = load_splits(data_cfg)
+    rng = np.random.default_rng(0)
+    val = splits["val"]
+    pick = np.sort(rng.permutation(len(val))[:n_check]) if n_check else np.arange(len(val))
+    calib, source = None, ""
+    if need_calibration:
+        if calibration:
+            from .predict import collect, load_images
+
+            loaded = load_images(collect([calibration]))
+            if len(loaded.ok) < 16:
+                raise UserError(f"--calibration {calibration}: {len(loaded.ok)} readable image(s); give at least 16")
+            calib = loaded.images[rng.permutation(len(loaded.ok))[:CALIBRATION_IMAGES]]
+            source = f"{len(calib)} images from {calibration}"
+        else:
+            train = splits["train"]
+            calib = train.images[rng.permutation(len(train))[:CALIBRATION_IMAGES]]
+            source = f"{len(calib)} images of the training split of {data_cfg.dir}"
+    return val.images[pick], val.labels[pick], calib, source
+
+
+# --- converters: each writes ``out`` and returns a scorer of uint8 images ------------------------
+
+
+def _saved_model(model, out: Path) -> None:
+    import keras
+
+    tf = import_tf()
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    archive.add_endpoint(
+        "serve",
+        lambda x: model(x, training=False),
+        input_signature=[tf.TensorSpec([None, 32, 32, 3], tf.float32, name="pixels")],
+    )
+    archive.add_endpoint(
+        "serve_uint8",
+        lambda x: model(tf.cast(x, tf.float32), training=False),
+        input_signature=[tf.TensorSpec([None, 32, 32, 3], tf.uint8, name="pixels")],
+    )
+    archive.write_out(str(out), verbose=False)
+
+
+def export_savedmodel(model, out: Path, calib) -> Callable[[np.ndarray], np.ndarray]:
+    tf = import_tf()
+    _saved_model(model, out)
+    loaded = tf.saved_model.load(str(out))
+    return lambda x: np.asarray(loaded.serve_uint8(tf.constant(x))).reshape(-1)
+
+
+def export_litert(model, out: Path, calib: np.ndarray | None) -> Callable[[np.ndarray], np.ndarray]:
+    from .litert import LiteModel
+
+    tf = import_tf()
+    with tempfile.TemporaryDirectory() as tmp:
+        _saved_model(model, Path(tmp) / "sm")
+        converter = tf.lite.TFLiteConverter.from_saved_model(str(Path(tmp) / "sm"), signature_keys=["serve"])
+        if calib is not None:  # full-integer post-training quantization
+            converter.optimizations = [tf.lite.Optimize.DEFAULT]
+            converter.representative_dataset = lambda: (
+                [calib[i : i + 1].astype(np.float32)] for i in range(len(calib))
+            )
+            converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+            converter.inference_input_type = tf.uint8  # pixels go in as they are stored
+            converter.inference_output_type = tf.float32  # P(FAKE) comes out as a probability
+        from .tfutil import quiet_native_stderr
+
+        with quiet_native_stderr():
+            out.write_bytes(converter.convert())
+    runner = LiteModel(out)
+    return lambda x: runner.predict(x)
+
+
+def export_onnx(model, out: Path, calib) -> Callable[[np.ndarray], np.ndarray]:
+    try:
+        import onnxruntime as ort
+        import tf2onnx  # noqa: F401 - Keras' ONNX exporter uses it for the TensorFlow backend
+    except ImportError:
+        raise UserError(
+            "--format onnx needs the onnx extra: pip install 'cifake[onnx]' (tf2onnx, onnxruntime)"
+        ) from None
+    from .tfutil import quiet_native_stderr
+
+    model(np.zeros((1, 32, 32, 3), np.float32), training=False)  # Keras' ONNX path needs a built call graph
+    import warnings
+
+    with quiet_native_stderr(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # tf2onnx's own FutureWarnings about numpy
+        model.export(str(out), format="onnx", verbose=False)
+    session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    name = session.get_inputs()[0].name
+    return lambda x: np.asarray(session.run(None, {name: x.astype(np.float32)})[0]).reshape(-1)
+
+
+EXPORTERS = {"litert": export_litert, "savedmodel": export_savedmodel, "onnx": export_onnx}
+
+
+# --- the check -------------------------------------------------------------------------------------
+
+
+def parity(p_keras: np.ndarray, p_export: np.ndarray, labels: np.ndarray, threshold: float) -> dict:
+    """How closely the export follows the Keras model on the same images."""
+    delta = np.abs(p_keras.astype(np.float64) - p_export)
+    return {
+        "images": len(labels),
+        "max_abs_delta": round(float(delta.max()), 6),
+        "mean_abs_delta": round(float(delta.mean()), 6),
+        "label_agreement": round(float(((p_keras >= threshold) == (p_export >= threshold)).mean()), 6),
+        "accuracy_keras": round(float(((p_keras >= threshold) == labels).mean()), 6),
+        "accuracy_export": round(float(((p_export >= threshold) == labels).mean()), 6),
+        "threshold": threshold,
+    }
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _timed(fn: Callable[[np.ndarray], np.ndarray], x: np.ndarray) -> tuple[np.ndarray, float]:
+    t = time.perf_counter()
+    p = fn(x)
+    return np.asarray(p, np.float32), len(x) / max(time.perf_counter() - t, 1e-9)
+
+
+def export(
+    model_path: str | Path,
+    fmt: str = "litert",
+    *,
+    int8: bool = False,
+    out: str | Path | None = None,
+    data_dir: str | None = None,
+    calibration: str | None = None,
+    check_images: int = 0,
+) -> dict:
+    """Convert, check against the Keras model, keep the file only if it passes; return the card."""
+    if fmt not in FORMATS:
+        raise UserError(f"--format {fmt}: choose one of {', '.join(FORMATS)}")
+    if int8 and fmt != "litert":
+        raise UserError("--int8 is full-integer post-training quantization for --format litert only")
+    checkpoint = resolve_checkpoint(model_path)
+    model = load_detector(checkpoint, keras_only="cifake export")
+    out = Path(out) if out else default_out(checkpoint, fmt, int8)
+    if out.resolve() == checkpoint.resolve():
+        raise UserError(f"--out {out} is the model being exported; choose another path")
+    from .limits import can_create
+
+    if can_create(out.parent) is None:
+        raise UserError(f"--out {out}: cannot create files in {out.parent}")
+    x, y, calib, calib_source = check_and_calibration_images(checkpoint, data_dir, check_images, calibration, int8)
+    stored = read_threshold(checkpoint)
+    threshold = stored[0] if stored else 0.5
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))  # same filesystem: rename at the end
+    try:
+        tmp_out = staging / out.name
+        print(f"converting {checkpoint} to {fmt}{' int8' if int8 else ''} ...", file=sys.stderr, flush=True)
+        scorer = EXPORTERS[fmt](model, tmp_out, calib)
+        p_keras, keras_speed = _timed(lambda a: predict_images(model, a, 256, checkpoint), x)
+        p_export, export_speed = _timed(scorer, x)
+        check = parity(p_keras, p_export, y, threshold)
+        card = {
+            "file": out.name,
+            "format": fmt,
+            "int8": int8,
+            "source": str(checkpoint),
+            "source_sha256": _sha256(checkpoint),
+            "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            **check,
+            "checked_on": "validation split (seeded, of the run's data.dir)",
+            "calibration": calib_source or None,
+            "images_per_second_keras": round(keras_speed),
+            "images_per_second_export": round(export_speed),
+            "bytes": sum(f.stat().st_size for f in tmp_out.rglob("*") if f.is_file())
+            if tmp_out.is_dir()
+            else tmp_out.stat().st_size,
+        }
+        figures = (
+            f"max |delta p| {check['max_abs_delta']:.4f}, mean {check['mean_abs_delta']:.5f}; labels agree on "
+            f"{check['label_agreement']:.2%} of {check['images']:,} validation images; accuracy keras "
+            f"{check['accuracy_keras']:.4f}, {fmt}{' int8' if int8 else ''} {check['accuracy_export']:.4f} "
+            f"(threshold {threshold:.4f})"
+        )
+        if int8 and check["label_agreement"] < PARITY_MIN_AGREEMENT:
+            raise UserError(
+                f"int8 export refused: {figures}; at least {PARITY_MIN_AGREEMENT:.1%} agreement is required. "
+                "Try --calibration with images like the ones you will score, or export float32 (no --int8)"
+            )
+        if out.is_dir():
+            shutil.rmtree(out)
+        tmp_out.replace(out)
+        card_path(out).write_text(json.dumps(card, indent=2) + "\n")
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    print(f"check: {figures}")
+    print(
+        f"speed on these images: keras {card['images_per_second_keras']:,} img/s, export {card['images_per_second_export']:,} img/s"
+    )
+    print(f"wrote {out} ({card['bytes']:,} bytes) and its card {card_path(out)}")
+    return card
+
+
+def run_cli(args) -> int:
+    export(
+        args.model,
+        args.format,
+        int8=args.int8,
+        out=args.out,
+        data_dir=args.data_dir,
+        calibration=args.calibration,
+        check_images=args.check_images,
+    )
+    return 0
