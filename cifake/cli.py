@@ -216,7 +216,8 @@ def build_parser() -> argparse.ArgumentParser:
         "Score image files and folders (searched recursively for any extension Pillow knows). Images\n"
         "are converted to RGB (alpha dropped) and, when not 32x32 already, resized to 32x32 with\n"
         "antialiased bicubic resampling, exactly as the training loader does. Without --model the\n"
-        "detector shipped with cifake is used (see the README's model card).\n"
+        "detector shipped with cifake is used (see the README's model card). Files are decoded and\n"
+        "scored in chunks of 4,096 (memory does not grow with the input), with a progress bar on a terminal.\n"
         "Exit codes: 0 all scored; 3 some files unreadable (listed, skipped); 2 nothing to score.",
         "cifake predict photo.jpg more_photos/ --out predictions.csv",
     )
@@ -224,9 +225,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--model",
         default=None,
-        help=".keras file, run directory, or robust (the shipped robust model); default: the shipped detector",
+        help=".keras or .tflite file, run directory, or a shipped model: pretrained (Keras), pretrained-int8 "
+        "(its int8 LiteRT export), robust; default: pretrained-int8 when its card shows parity, else pretrained",
     )
-    p.add_argument("--out", metavar="FILE.csv", help="write path,p_fake,label rows here instead of printing a table")
+    p.add_argument(
+        "--out",
+        metavar="FILE.csv",
+        help="write path,p_fake,label,width,height rows here instead of printing a table (written as it goes "
+        "to a hidden temporary file, renamed when complete)",
+    )
+    p.add_argument(
+        "--shard",
+        metavar="K/N",
+        help="score only the K-th of N deterministic shares of the sorted file list (run N jobs, K = 1..N)",
+    )
     _add_scoring_args(p)
 
     p = _sub(

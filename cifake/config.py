@@ -104,7 +104,13 @@ class TrainConfig:
     early_stopping: int = _f(0, "stop after this many epochs without improving monitor; 0 = off", min=0, max=100_000)
     monitor: str = _f("val_accuracy", "metric that picks best.keras", choices=("val_accuracy", "val_auc", "val_loss"))
     seed: int = _f(0, "seed of weights, shuffling and augmentation (CPU runs are reproducible)", min=0, max=2**32 - 1)
-    mixed_precision: str = _f("auto", "float16 compute on a capable GPU", choices=("auto", "on", "off"))
+    mixed_precision: str = _f(
+        "auto",
+        "compute precision: auto = float16 on GPUs of compute capability >= 7.0, bfloat16 on CPUs with AMX-BF16 or "
+        "AVX512-BF16, else float32; fp16 / bf16 force one (weights and the P(FAKE) output stay float32); off = "
+        "float32; on = the old spelling of fp16-on-GPU (float32 on a CPU)",
+        choices=("auto", "off", "fp16", "bf16", "on"),
+    )
     distribute: str = _f("auto", "multi-GPU strategy", choices=("auto", "none", "mirrored"))
     threads: int = _f(0, "CPU threads for TensorFlow ops; 0 = all cores", min=0, max=1024)
 

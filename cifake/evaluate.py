@@ -26,7 +26,7 @@ def run_config(checkpoint: Path) -> Config | None:
     """The training config when the checkpoint sits in a run directory (or was exported from one)."""
     f = checkpoint.parent / "config.yaml"
     if not f.is_file() and (card := export_card(checkpoint)) and isinstance(card.get("source"), str):
-        f = Path(card["source"]).parent / "config.yaml"
+        f = (checkpoint.parent / card["source"]).parent / "config.yaml"  # absolute sources stay as they are
     return config_from_dict(read_yaml(f)) if f.is_file() else None
 
 

@@ -248,7 +248,8 @@ def export(
             "file": out.name,
             "format": fmt,
             "int8": int8,
-            "source": str(checkpoint),
+            # a shipped model is named as the package holds it; a run's checkpoint by its absolute path
+            "source": checkpoint.name if checkpoint.parent == PRETRAINED_DIR else str(checkpoint.resolve()),
             "source_sha256": _sha256(checkpoint),
             "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
             **check,

@@ -3,6 +3,9 @@
 Images are decoded and resized exactly as the training loader does (``data.decode_files``: RGB,
 alpha dropped, bicubic antialiased resize to 32x32 when the size differs), in one parallel tf.data
 pass; formats TensorFlow cannot decode (WebP, TIFF, ...) fall back to Pillow for decoding only.
+Streaming: files go through in chunks of ``CHUNK_FILES`` (the next chunk decodes while this one is
+scored), so memory does not grow with the number of files; the CSV is written as rows arrive into
+a hidden temporary file that is renamed at the end; ``--shard K/N`` splits a huge input over jobs.
 
 Exit codes: 0 every file scored; 3 some files could not be read (they are listed and skipped; the
 others are still scored); 2 nothing to score.
@@ -14,6 +17,8 @@ import csv
 import json
 import os
 import sys
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import NamedTuple
 
@@ -116,36 +121,83 @@ def load_images(files: list[str]) -> Loaded:
     )
 
 
+CHUNK_FILES = 4096  # files decoded and scored together: bounds memory (~13 MB of pixels per chunk)
+
+Row = tuple[str, float, str, int, int]  # path, P(FAKE), label, width, height
+
+
+def score_chunks(
+    files: list[str], detector: Detector, batch_size: int = 1024, tta: bool = False, chunk: int | None = None
+) -> Iterator[tuple[list[Row], list[tuple[str, str]]]]:
+    """(rows, unreadable) per chunk of ``files``, in input order, with bounded memory.
+
+    Chunk i+1 is decoded on a second thread while chunk i is scored (TensorFlow's decoders and the
+    model both release the GIL), so neither waits for the other on a multi-core machine.
+    """
+    if not files:
+        return
+    chunk = chunk or CHUNK_FILES
+    t = detector.threshold
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="cifake-decode") as pool:
+        pending = pool.submit(load_images, files[:chunk])
+        for start in range(0, len(files), chunk):
+            loaded = pending.result()
+            if start + chunk < len(files):
+                pending = pool.submit(load_images, files[start + chunk : start + 2 * chunk])
+            p = detector.predict(loaded.images, batch_size, tta=tta) if loaded.ok else []
+            rows = [
+                (f, float(q), "FAKE" if q >= t else "REAL", w, h)
+                for f, q, (w, h) in zip(loaded.ok, p, loaded.sizes, strict=True)
+            ]
+            yield rows, loaded.unreadable
+
+
 def predict_files(
     files: list[str],
     model_path: str | Path | None = None,
     threshold: float | None = None,
     batch_size: int = 1024,
     tta: bool = False,
-) -> tuple[list[tuple[str, float, str, int, int]], list[tuple[str, str]], float]:
+) -> tuple[list[Row], list[tuple[str, str]], float]:
     """Score ``files``: ([(path, p_fake, label, width, height)], [(unreadable path, why)], threshold used)."""
     detector = Detector.load(model_path, threshold)
-    loaded = load_images(files)
-    if not loaded.ok:
-        return [], loaded.unreadable, detector.threshold
-    p = detector.predict(loaded.images, batch_size, tta=tta)
-    t = detector.threshold
-    rows = [
-        (f, float(q), "FAKE" if q >= t else "REAL", w, h)
-        for f, q, (w, h) in zip(loaded.ok, p, loaded.sizes, strict=True)
-    ]
-    return rows, loaded.unreadable, t
+    rows: list[Row] = []
+    unreadable: list[tuple[str, str]] = []
+    for chunk_rows, chunk_bad in score_chunks(files, detector, batch_size, tta):
+        rows += chunk_rows
+        unreadable += chunk_bad
+    return rows, unreadable, detector.threshold
 
 
 def resized_note(sizes: list[tuple[int, int]]) -> str | None:
     """One warning for a run in which some images were not 32x32 (said once, not per file)."""
-    other = sum((w, h) != (IMAGE_SIZE, IMAGE_SIZE) for w, h in sizes)
+    return resized_note_counts(sum((w, h) != (IMAGE_SIZE, IMAGE_SIZE) for w, h in sizes), len(sizes))
+
+
+def resized_note_counts(other: int, total: int) -> str | None:
     if not other:
         return None
     return (
-        f"{other} of {len(sizes)} image(s) were not {IMAGE_SIZE}x{IMAGE_SIZE} and were resized to it (bicubic); "
+        f"{other} of {total} image(s) were not {IMAGE_SIZE}x{IMAGE_SIZE} and were resized to it (bicubic); "
         "the detector was trained on 32x32 CIFAKE images only, so its scores on them are less reliable"
     )
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """``K/N`` (1 <= K <= N) -> (K, N)."""
+    try:
+        k, n = (int(x) for x in text.split("/"))
+    except ValueError:
+        raise UserError(f"--shard {text}: expected K/N, e.g. 3/8 for the third of eight shards") from None
+    if not 1 <= k <= n:
+        raise UserError(f"--shard {text}: K must be between 1 and N")
+    return k, n
+
+
+def shard(files: list[str], k: int, n: int) -> list[str]:
+    """Every N-th file of the sorted list, starting at the K-th: the N shards partition the input,
+    whatever order the paths were given in, and each job can compute its own without talking to the others."""
+    return sorted(files)[k - 1 :: n]
 
 
 def model_card() -> dict:
@@ -161,35 +213,91 @@ def check_out_file(out: Path) -> None:
         raise UserError(f"--out {out}: not writable; choose another path")
 
 
+class _Table:
+    """The terminal table, printed as rows arrive (the column width comes from every file's name)."""
+
+    def __init__(self, files: list[str], threshold: float):
+        self.width = min(max(len(printable(f)) for f in files), 80)
+        print(f"{'path':<{self.width}}  {'P(FAKE)':>8}  label  {'size':>9}   (threshold {threshold:.4f})")
+
+    def write(self, rows: list[Row]) -> None:
+        for path, p, label, w, h in rows:
+            print(f"{printable(path):<{self.width}}  {p:>8.4f}  {label:<5}  {f'{w}x{h}' if w else '?':>9}")
+
+
+class _Csv:
+    """CSV rows written as they arrive into a hidden temporary file, renamed to ``out`` only when complete."""
+
+    def __init__(self, out: Path):
+        self.out = out
+        out.parent.mkdir(parents=True, exist_ok=True)
+        self.tmp = out.with_name(f".{out.name}.{os.getpid()}.partial")
+        self.file = open(self.tmp, "w", newline="")  # noqa: SIM115 - closed in finish/abort
+        self.writer = csv.writer(self.file)
+        self.writer.writerow(["path", "p_fake", "label", "width", "height"])
+
+    def write(self, rows: list[Row]) -> None:
+        self.writer.writerows((printable(path), f"{p:.6f}", label, w or "", h or "") for path, p, label, w, h in rows)
+
+    def finish(self) -> None:
+        self.file.close()
+        os.replace(self.tmp, self.out)
+
+    def abort(self) -> None:
+        self.file.close()
+        self.tmp.unlink(missing_ok=True)
+
+
 def run_cli(args) -> int:
+    from tqdm import tqdm
+
     if args.out:
         check_out_file(Path(args.out))
     files = collect(args.paths)
+    if args.shard:
+        k, n = parse_shard(args.shard)
+        total, files = len(files), shard(files, k, n)
+        print(f"shard {k}/{n}: {len(files):,} of {total:,} file(s)", file=sys.stderr)
     if not files:
         raise UserError(f"no image files found in {' '.join(args.paths)}")
-    rows, unreadable, threshold = predict_files(files, args.model, args.threshold, args.batch_size, tta=args.tta)
-    for path, why in unreadable:
-        print(f"warning: skipped {printable(path)}: {why}", file=sys.stderr)
-    if not rows:
-        raise UserError(f"none of the {len(files)} file(s) could be read as an image")
-    if note := resized_note([(r[3], r[4]) for r in rows]):
-        print(f"warning: {note}", file=sys.stderr)
-    if args.out:
-        out = Path(args.out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        with open(out, "w", newline="") as f:
-            writer = csv.writer(f)
-            writer.writerow(["path", "p_fake", "label", "width", "height"])
-            writer.writerows((printable(path), f"{p:.6f}", label, w or "", h or "") for path, p, label, w, h in rows)
-        print(f"wrote {len(rows)} predictions to {out} (threshold {threshold:.4f}; FAKE = 1)")
-    else:
-        names = [printable(r[0]) for r in rows]
-        width = min(max(len(n) for n in names), 80)
-        print(f"{'path':<{width}}  {'P(FAKE)':>8}  label  {'size':>9}   (threshold {threshold:.4f})")
-        for name, (_, p, label, w, h) in zip(names, rows, strict=True):
-            print(f"{name:<{width}}  {p:>8.4f}  {label:<5}  {f'{w}x{h}' if w else '?':>9}")
-    n_fake = sum(r[2] == "FAKE" for r in rows)
-    print(
-        f"{len(rows)} scored: {n_fake} FAKE, {len(rows) - n_fake} REAL; {len(unreadable)} unreadable", file=sys.stderr
+    detector = Detector.load(args.model, args.threshold)
+    sink = _Csv(Path(args.out)) if args.out else _Table(files, detector.threshold)
+    n_rows = n_fake = n_other = n_bad = 0
+    bar = tqdm(
+        total=len(files),
+        desc="predict",
+        unit="img",
+        file=sys.stderr,
+        mininterval=0.5,
+        disable=not (args.out and sys.stderr.isatty()),  # a table on stdout is its own progress
     )
-    return EXIT_SOME_UNREADABLE if unreadable else 0
+    try:
+        for rows, unreadable in score_chunks(files, detector, args.batch_size, args.tta):
+            for path, why in unreadable:
+                bar.write(f"warning: skipped {printable(path)}: {why}", file=sys.stderr)
+            sink.write(rows)
+            n_rows += len(rows)
+            n_fake += sum(r[2] == "FAKE" for r in rows)
+            n_other += sum((r[3], r[4]) != (IMAGE_SIZE, IMAGE_SIZE) for r in rows)
+            n_bad += len(unreadable)
+            bar.update(len(rows) + len(unreadable))
+    except BaseException:
+        if isinstance(sink, _Csv):
+            sink.abort()  # no half-written CSV where a complete one is expected
+        raise
+    finally:
+        bar.close()
+    if not n_rows:
+        if isinstance(sink, _Csv):
+            sink.abort()
+        raise UserError(f"none of the {len(files)} file(s) could be read as an image")
+    if note := resized_note_counts(n_other, n_rows):
+        print(f"warning: {note}", file=sys.stderr)
+    if isinstance(sink, _Csv):
+        sink.finish()
+        print(f"wrote {n_rows} predictions to {args.out} (threshold {detector.threshold:.4f}; FAKE = 1)")
+    print(
+        f"{n_rows} scored: {n_fake} FAKE, {n_rows - n_fake} REAL; {n_bad} unreadable (model {detector.path.name})",
+        file=sys.stderr,
+    )
+    return EXIT_SOME_UNREADABLE if n_bad else 0

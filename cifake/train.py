@@ -33,7 +33,7 @@ from .rundir import (
     write_results,
 )
 from .schedule import lr_callback
-from .tfutil import import_keras, import_tf
+from .tfutil import BF16_CPU_FLAGS, cpu_flags, import_keras, import_tf
 
 RESUMABLE_KEYS = {"train.epochs", "train.early_stopping", "train.threads", "data.dir", "data.cache"}
 
@@ -41,8 +41,38 @@ RESUMABLE_KEYS = {"train.epochs", "train.early_stopping", "train.threads", "data
 # --- schedule, devices, compile -----------------------------------------------------------------
 
 
+def choose_precision(setting: str, gpu_caps: list[tuple[int, int]], flags: set[str]) -> tuple[str, str]:
+    """(Keras dtype policy, why) for ``train.mixed_precision`` on this hardware.
+
+    auto: float16 on GPUs that all have compute capability >= 7.0 (tensor cores), bfloat16 on a CPU
+    with AMX-BF16 or AVX512-BF16 (``flags`` from /proc/cpuinfo), float32 otherwise. fp16 / bf16 are
+    honoured anywhere, with a note where the hardware emulates them (much slower). ``on`` is the old
+    spelling: float16 on a GPU, float32 on a CPU.
+    """
+    bf16_units = sorted(f for f in BF16_CPU_FLAGS if f in flags)
+    if setting == "off":
+        return "float32", "train.mixed_precision=off"
+    if setting == "bf16":
+        note = (
+            f"CPU has {'/'.join(bf16_units)}" if bf16_units or gpu_caps else "no AMX-BF16/AVX512-BF16: emulated, slow"
+        )
+        return "mixed_bfloat16", f"train.mixed_precision=bf16 ({note})"
+    if setting == "fp16" or (setting == "on" and gpu_caps):
+        return "mixed_float16", f"train.mixed_precision={setting}" + ("" if gpu_caps else " (no GPU: emulated, slow)")
+    if setting == "on":
+        return "float32", "train.mixed_precision=on means float16 on a GPU; no GPU here"
+    if gpu_caps:
+        low = min(gpu_caps)
+        if low >= (7, 0):
+            return "mixed_float16", f"auto: GPU compute capability {low[0]}.{low[1]} >= 7.0"
+        return "float32", f"auto: GPU compute capability {low[0]}.{low[1]} < 7.0 (no tensor cores)"
+    if bf16_units:
+        return "mixed_bfloat16", f"auto: CPU has {'/'.join(bf16_units)}"
+    return "float32", "auto: CPU without AMX-BF16 or AVX512-BF16"
+
+
 def setup_devices(cfg) -> tuple[object, str]:
-    """Threads, mixed precision and distribution strategy from the config; returns (strategy, description)."""
+    """Threads, precision policy and distribution strategy from the config; returns (strategy, description)."""
     keras = import_keras()
 
     tf = import_tf()
@@ -51,19 +81,16 @@ def setup_devices(cfg) -> tuple[object, str]:
         tf.config.threading.set_inter_op_parallelism_threads(min(2, cfg.train.threads))
     gpus = tf.config.list_physical_devices("GPU")
     parts = []
-    mp = cfg.train.mixed_precision == "on"
+    caps = []
     if gpus:
         names = [tf.config.experimental.get_device_details(g).get("device_name", g.name) for g in gpus]
-        caps = [tf.config.experimental.get_device_details(g).get("compute_capability", (0, 0)) for g in gpus]
+        caps = [tuple(tf.config.experimental.get_device_details(g).get("compute_capability", (0, 0))) for g in gpus]
         parts.append(f"{len(gpus)} GPU(s): {', '.join(names)}")
-        mp = mp or (cfg.train.mixed_precision == "auto" and min(caps) >= (7, 0))
     else:
         parts.append(f"CPU ({cfg.train.threads or os.cpu_count()} threads)")
-        if cfg.train.mixed_precision == "on":
-            parts.append("mixed precision requested but no GPU: float32")
-            mp = False
-    keras.mixed_precision.set_global_policy("mixed_float16" if mp else "float32")
-    parts.append("mixed_float16" if mp else "float32")
+    policy, why = choose_precision(cfg.train.mixed_precision, caps, cpu_flags())
+    keras.mixed_precision.set_global_policy(policy)
+    parts.append(f"{policy} ({why})")
     if len(gpus) > 1 and cfg.train.distribute in ("auto", "mirrored"):
         strategy = tf.distribute.MirroredStrategy()
         parts.append(f"MirroredStrategy over {strategy.num_replicas_in_sync} replicas")

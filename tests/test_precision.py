@@ -1,0 +1,66 @@
+"""train.mixed_precision: the policy chosen from the hardware, and what a bf16-trained model keeps."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+
+from cifake.cli import main
+from cifake.tfutil import cpu_flags
+from cifake.train import choose_precision
+
+from .conftest import make_dataset
+
+REPO = Path(__file__).resolve().parents[1]
+XEON = "fpu vme sse4_2 avx2 avx512f avx512_bf16 avx512_vnni amx_bf16 amx_tile amx_int8"  # Sapphire Rapids
+EPYC = "fpu vme sse4_2 avx2 fma"  # this project's AVX2-only machine
+CPUINFO = "processor\t: 0\nmodel name\t: test CPU\nflags\t\t: {}\n\nprocessor\t: 1\nflags\t\t: {}\n"
+
+
+@pytest.mark.parametrize(
+    ("setting", "caps", "flags", "policy", "why"),
+    [
+        ("auto", [], XEON, "mixed_bfloat16", "amx_bf16/avx512_bf16"),
+        ("auto", [], "avx2 avx512_bf16", "mixed_bfloat16", "CPU has avx512_bf16"),
+        ("auto", [], EPYC, "float32", "without AMX-BF16"),
+        ("auto", [(8, 0)], EPYC, "mixed_float16", "capability 8.0 >= 7.0"),
+        ("auto", [(8, 0), (6, 1)], XEON, "float32", "6.1 < 7.0"),  # the weakest GPU decides
+        ("off", [], XEON, "float32", "off"),
+        ("bf16", [], EPYC, "mixed_bfloat16", "emulated, slow"),
+        ("bf16", [], XEON, "mixed_bfloat16", "CPU has amx_bf16"),
+        ("fp16", [], XEON, "mixed_float16", "no GPU: emulated"),
+        ("on", [(7, 5)], EPYC, "mixed_float16", "mixed_precision=on"),
+        ("on", [], XEON, "float32", "no GPU here"),
+    ],
+)
+def test_policy_from_faked_hardware(setting, caps, flags, policy, why, tmp_path):
+    info = tmp_path / "cpuinfo"
+    info.write_text(CPUINFO.format(flags, flags))
+    chosen, reason = choose_precision(setting, caps, cpu_flags(str(info)))
+    assert chosen == policy and why in reason
+
+
+def test_cpu_flags_of_a_missing_file_is_empty(tmp_path):
+    assert cpu_flags(str(tmp_path / "none")) == set()
+
+
+def test_bf16_run_keeps_the_model_contract(tmp_path, capsys):
+    """Forced bf16 (emulated on a CPU without the units): the devices line says so, and best.keras still
+    returns float32 probabilities when loaded with safe_mode under the float32 policy."""
+    data = make_dataset(tmp_path / "cifake", per_class=40)
+    args = ["train", "--config", str(REPO / "configs" / "smoke.yaml"), f"data.dir={data}"]
+    args += [f"train.runs_dir={tmp_path / 'runs'}", "data.fraction=1.0", "train.epochs=1", "train.batch_size=16"]
+    try:
+        assert main([*args, "train.mixed_precision=bf16", "--name", "b"]) == 0
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    assert "mixed_bfloat16 (train.mixed_precision=bf16" in capsys.readouterr().out
+    model = keras.models.load_model(tmp_path / "runs" / "b" / "best.keras", compile=False, safe_mode=True)
+    x = np.random.default_rng(0).integers(0, 256, (8, 32, 32, 3)).astype("float32")
+    p = model(x, training=False)
+    assert p.dtype == "float32" and p.shape == (8, 1)
+    assert np.all((np.asarray(p) >= 0) & (np.asarray(p) <= 1))
+    assert all(w.dtype == "float32" for w in model.weights)  # variables stay float32 under mixed policies
