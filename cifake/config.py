@@ -111,7 +111,13 @@ class TrainConfig:
         "float32; on = the old spelling of fp16-on-GPU (float32 on a CPU)",
         choices=("auto", "off", "fp16", "bf16", "on"),
     )
-    distribute: str = _f("auto", "multi-GPU strategy", choices=("auto", "none", "mirrored"))
+    distribute: str = _f(
+        "auto",
+        "auto = multi_worker when TF_CONFIG lists 2+ tasks, else mirrored over 2+ GPUs, else one device; "
+        "mirrored = MirroredStrategy over this machine's GPUs; multi_worker = MultiWorkerMirroredStrategy from "
+        "TF_CONFIG; none",
+        choices=("auto", "none", "mirrored", "multi_worker"),
+    )
     threads: int = _f(0, "CPU threads for TensorFlow ops; 0 = all cores", min=0, max=1024)
 
 

@@ -393,3 +393,30 @@ def make_datasets(config, *, initial_epoch: int = 0):
     )
     test = eval_dataset(splits["test"], bs) if "test" in splits else None
     return train, eval_dataset(splits["val"], bs), test
+
+
+def distribute(make_dataset, strategy):
+    """``make_dataset()`` (global batches) for ``strategy``: replica j of R takes rows j, j+R, ... of every batch.
+
+    Every worker builds the same seeded pipeline of global batches (same order, same augmentation)
+    and keeps only its replicas' rows, so a run is the same whatever the number of workers, up to
+    the order in which the gradients are summed; with one replica the dataset is returned as is.
+    Rows are taken with a stride rather than in blocks so that a short last batch is shared out
+    evenly.
+    """
+    replicas = strategy.num_replicas_in_sync
+    if replicas == 1:
+        return make_dataset()
+    tf = import_tf()
+
+    def per_worker(ctx):
+        local = replicas // ctx.num_input_pipelines
+        first = ctx.input_pipeline_id * local
+
+        def slices(x, y):
+            take = tf.data.Dataset.range(first, first + local)
+            return take.map(lambda j: (x[j::replicas], y[j::replicas]))
+
+        return make_dataset().flat_map(slices).prefetch(tf.data.AUTOTUNE)
+
+    return strategy.distribute_datasets_from_function(per_worker)

@@ -13,10 +13,13 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import sys
+import tempfile
 import time
 from pathlib import Path
 
+from .cluster import Cluster, cluster_from_env
 from .config import Config, check_run_name, config_from_dict, load_config, read_yaml
 from .errors import UserError
 from .models import check_model_config
@@ -71,7 +74,7 @@ def choose_precision(setting: str, gpu_caps: list[tuple[int, int]], flags: set[s
     return "float32", "auto: CPU without AMX-BF16 or AVX512-BF16"
 
 
-def setup_devices(cfg) -> tuple[object, str]:
+def setup_devices(cfg, cluster: Cluster | None = None) -> tuple[object, str]:
     """Threads, precision policy and distribution strategy from the config; returns (strategy, description)."""
     keras = import_keras()
 
@@ -79,6 +82,9 @@ def setup_devices(cfg) -> tuple[object, str]:
     if cfg.train.threads:
         tf.config.threading.set_intra_op_parallelism_threads(cfg.train.threads)
         tf.config.threading.set_inter_op_parallelism_threads(min(2, cfg.train.threads))
+    strategy = None
+    if cluster is not None:  # first: the collective ops must be configured before TensorFlow starts its runtime
+        strategy = tf.distribute.MultiWorkerMirroredStrategy()
     gpus = tf.config.list_physical_devices("GPU")
     parts = []
     caps = []
@@ -91,7 +97,13 @@ def setup_devices(cfg) -> tuple[object, str]:
     policy, why = choose_precision(cfg.train.mixed_precision, caps, cpu_flags())
     keras.mixed_precision.set_global_policy(policy)
     parts.append(f"{policy} ({why})")
-    if len(gpus) > 1 and cfg.train.distribute in ("auto", "mirrored"):
+    if strategy is not None:
+        n = strategy.num_replicas_in_sync
+        parts.append(
+            f"MultiWorkerMirroredStrategy: {cluster.describe()}; {n} replicas, global batch {cfg.train.batch_size} "
+            f"= {cfg.train.batch_size // n} per replica"
+        )
+    elif len(gpus) > 1 and cfg.train.distribute in ("auto", "mirrored"):
         strategy = tf.distribute.MirroredStrategy()
         parts.append(f"MirroredStrategy over {strategy.num_replicas_in_sync} replicas")
     else:
@@ -224,19 +236,37 @@ def format_row(row: dict[str, float], epochs: int) -> str:
     return f"epoch {int(row['epoch']):>3}/{epochs}  {part('')}  | val {part('val_')}  lr {row['lr']:.2e}  {row['seconds']:.1f}s"
 
 
-def train(cfg: Config, run_dir: Path | None = None, *, resume: bool = False) -> Path:
+def train(cfg: Config, run_dir: Path | None = None, *, resume: bool = False, config_changed: bool = False) -> Path:
     """Train ``cfg`` into ``run_dir`` (a new runs/NAME when None); return the run directory.
 
-    With ``resume``, continue ``run_dir`` from its last completed epoch (see module docstring).
-    Everything that can refuse the run (data, model shape) is checked before a new run directory
-    exists, so a failed start leaves nothing behind.
+    With ``resume``, continue ``run_dir`` from its last completed epoch (see module docstring);
+    ``config_changed``: the resumable keys changed, so config.yaml is rewritten. Everything that can
+    refuse the run (TF_CONFIG, data, model shape) is checked before a new run directory exists, so a
+    failed start leaves nothing behind. Under multi-worker training only the chief writes the run
+    directory; the other workers write to a temporary folder that they remove.
     """
+    cluster = cluster_from_env(cfg.train.distribute)  # a malformed TF_CONFIG fails before anything else
+    if cluster and cfg.train.batch_size % cluster.tasks:
+        raise UserError(
+            f"train.batch_size={cfg.train.batch_size} is the global batch and must divide evenly over the "
+            f"{cluster.tasks} workers; choose a multiple of {cluster.tasks}"
+        )
+    chief = cluster is None or cluster.is_chief
+    scratch = None if chief else Path(tempfile.mkdtemp(prefix="cifake-worker-"))
+    try:
+        return _train(cfg, run_dir, resume, config_changed, cluster, scratch)
+    finally:
+        if scratch is not None:
+            shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _train(cfg: Config, run_dir, resume: bool, config_changed: bool, cluster, scratch: Path | None) -> Path:
     keras = import_keras()
 
-    from .data import eval_dataset, load_splits, train_dataset
+    from .data import distribute, eval_dataset, load_splits, train_dataset
     from .models import build_model
 
-    strategy, devices = setup_devices(cfg)
+    strategy, devices = setup_devices(cfg, cluster)
     keras.utils.set_random_seed(cfg.train.seed)
 
     t0 = time.perf_counter()
@@ -255,16 +285,23 @@ def train(cfg: Config, run_dir: Path | None = None, *, resume: bool = False) -> 
             model = keras.models.load_model(run_dir / "last.keras")
             initial_epoch = min(int(model.optimizer.iterations.numpy()) // steps, cfg.train.epochs)
             rows = read_results(run_dir / "results.csv")[:initial_epoch]
-            write_results(run_dir / "results.csv", rows)
+            if scratch is None:
+                write_results(run_dir / "results.csv", rows)
         else:
             model = build_model(cfg.model)  # a shape Keras cannot build fails here, before the run directory
             if cfg.model.init:
                 init_from(model, cfg.model.init)
             compile_model(model, cfg)
-    if not resume:
+    if scratch is not None:  # a worker that is not the chief: its copies go to a folder it removes
+        run_dir = scratch
+        if resume:
+            write_results(scratch / "results.csv", rows)
+    elif not resume:
         run_dir = new_run_dir(cfg.train.runs_dir, cfg.train.name)
         atomic_write_text(run_dir / "config.yaml", versions_header() + cfg.to_yaml())
         write_data_info(run_dir, data_info)
+    elif config_changed:
+        atomic_write_text(run_dir / "config.yaml", versions_header() + cfg.to_yaml())
     print(f"run directory: {run_dir}", flush=True)
     print(f"devices: {devices}", flush=True)
     print(
@@ -275,23 +312,29 @@ def train(cfg: Config, run_dir: Path | None = None, *, resume: bool = False) -> 
         print(f"resuming after epoch {initial_epoch}", flush=True)
     print(f"model: {model.name}, {model.count_params():,} parameters", flush=True)
 
+    if strategy.num_replicas_in_sync > 1:
+        build_for_replicas(model, strategy)
     callback = _callback(run_dir, cfg, rows)
     done_early = resume and cfg.train.early_stopping and callback.since >= cfg.train.early_stopping
     try:
         for start, end in stages(cfg, initial_epoch) if not done_early else []:
             set_backbone_frozen(model, start < cfg.model.freeze_epochs, cfg, start * steps)
             model.fit(
-                train_dataset(
-                    train_split,
-                    bs,
-                    seed=cfg.train.seed,
-                    epochs=end,
-                    initial_epoch=start,
-                    flip=cfg.augment.flip,
-                    shift=cfg.augment.shift,
-                    robust=cfg.augment,
+                distribute(
+                    lambda start=start, end=end: train_dataset(
+                        train_split,
+                        bs,
+                        seed=cfg.train.seed,
+                        epochs=end,
+                        initial_epoch=start,
+                        flip=cfg.augment.flip,
+                        shift=cfg.augment.shift,
+                        robust=cfg.augment,
+                    ),
+                    strategy,
                 ),
-                validation_data=eval_dataset(val_split, max(bs, 512)),
+                validation_data=distribute(lambda: eval_dataset(val_split, max(bs, 512)), strategy),
+                validation_steps=math.ceil(len(val_split) / max(bs, 512)),
                 epochs=end,
                 initial_epoch=start,
                 steps_per_epoch=steps,
@@ -315,6 +358,12 @@ def train(cfg: Config, run_dir: Path | None = None, *, resume: bool = False) -> 
         )
         raise
 
+    if scratch is not None:
+        print(
+            f"worker {cluster.task_index} done after {len(rows)} epoch(s); the chief wrote the run directory",
+            flush=True,
+        )
+        return run_dir
     final = finish(run_dir, val_split, cfg, rows)
     print(
         f"best {cfg.train.monitor} {final['best_' + cfg.train.monitor.removeprefix('val_')]:.4f} at epoch {final['best_epoch']}; val accuracy {final['accuracy']:.4f}",
@@ -322,6 +371,29 @@ def train(cfg: Config, run_dir: Path | None = None, *, resume: bool = False) -> 
     )
     print(f"run directory: {run_dir}", flush=True)
     return run_dir
+
+
+def build_for_replicas(model, strategy) -> None:
+    """Build the model's metrics and loss from a plain sample batch before ``fit`` sees a distributed one.
+
+    Keras 3.15's TensorFlow trainer builds them from the first batch of the distributed dataset by
+    ``strategy.reduce("MEAN", (x, y))``, which MultiWorkerMirroredStrategy refuses for a tuple
+    ("Attempt to convert a value (PerReplica ...) to a Tensor"); once everything is built that step
+    has nothing left to do, so it is skipped for this model.
+    """
+    import numpy as np
+
+    sample = (np.zeros((2, 32, 32, 3), np.uint8), np.zeros((2, 1), np.float32), None)
+    with strategy.scope():
+        model._symbolic_build(data_batch=sample)
+    model._maybe_symbolic_build = lambda iterator=None, data_batch=None: None
+    # The same trainer reduces each step's logs across workers with strategy.reduce("MEAN", v, axis=0),
+    # which fails on scalars ("Invalid reduction dimension 0"). Every value in those logs comes from a
+    # Keras metric, whose state is already summed over all replicas when read, so the mean of this
+    # worker's local copies is the global value: the trainer is told to take that path.
+    from keras.src.backend.tensorflow import trainer as tf_trainer
+
+    tf_trainer._collective_all_reduce_multi_worker = lambda strategy: False
 
 
 def init_from(model, source: str) -> None:
@@ -377,8 +449,8 @@ def finish(run_dir: Path, val_split, cfg: Config, rows: list[dict[str, float]]) 
 # --- the subcommand ------------------------------------------------------------------------------
 
 
-def resolve_resume(run_dir: Path, overrides: list[str]) -> Config:
-    """The saved config of ``run_dir`` with overrides; keys outside RESUMABLE_KEYS may not change."""
+def resolve_resume(run_dir: Path, overrides: list[str]) -> tuple[Config, bool]:
+    """(the saved config of ``run_dir`` with overrides, whether it changed); keys outside RESUMABLE_KEYS may not change."""
     if not (run_dir / "config.yaml").is_file():
         raise UserError(f"{run_dir} is not a run directory (no config.yaml); runs live in runs/")
     if (run_dir / "metrics.json").is_file():
@@ -395,9 +467,7 @@ def resolve_resume(run_dir: Path, overrides: list[str]) -> Config:
         raise UserError(
             f"cannot change {', '.join(refused)} when resuming (only {', '.join(sorted(RESUMABLE_KEYS))} may change)"
         )
-    if changed:
-        atomic_write_text(run_dir / "config.yaml", versions_header() + cfg.to_yaml())
-    return cfg
+    return cfg, bool(changed)
 
 
 def run_cli(args) -> int:
@@ -409,8 +479,8 @@ def run_cli(args) -> int:
                 "--resume uses the run's own config.yaml: drop --config (overrides such as train.epochs=N are allowed)"
             )
         run_dir = Path(resume)
-        cfg = resolve_resume(run_dir, overrides)
-        train(cfg, run_dir, resume=True)
+        cfg, changed = resolve_resume(run_dir, overrides)
+        train(cfg, run_dir, resume=True, config_changed=changed)
         return 0
     cfg = load_config(config, overrides)
     if name:
