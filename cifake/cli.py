@@ -25,7 +25,14 @@ OVERRIDES_HELP = "config overrides as key=value, applied after --config (e.g. tr
 
 
 class _Formatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
-    pass
+    """Shows "(default: X)" only where it says something: not for None/False, not for positionals,
+    and not where the help already explains the default in words."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        if not action.option_strings or action.default in (None, False, argparse.SUPPRESS) or "default" in text.lower():
+            return text
+        return super()._get_help_string(action)
 
 
 def _sub(subs, name: str, help: str, description: str, example: str) -> argparse.ArgumentParser:
@@ -163,7 +170,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_config_args(p)
     p.add_argument("--name", help="run directory name (config key train.name; default: the config file's stem)")
-    p.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run; only train.epochs may change")
+    p.add_argument(
+        "--resume",
+        metavar="RUN_DIR",
+        help="continue an interrupted run; only train.epochs, train.early_stopping, train.threads, data.dir and "
+        "data.cache may change (more epochs stretch the cosine schedule: see the README)",
+    )
     p.add_argument("--summary", action="store_true", help="print the model's layers and parameters, then exit")
     _add_pixel_cap(p)
 
@@ -340,6 +352,20 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = _sub(
         subs,
+        "runs",
+        "a table of the runs under a folder, or their validation curves in one figure",
+        "List the run directories under RUNS_DIR: model, parameters, epochs done / planned, best\n"
+        "validation accuracy and its epoch, training time, finished or not. With --compare, draw the\n"
+        "validation accuracy and loss of the given runs in one figure. Reads only the files the\n"
+        "trainer wrote, so it works on runs still going.",
+        "cifake runs --compare small_cnn best fast --out compare.png",
+    )
+    p.add_argument("runs_dir", nargs="?", default="runs", metavar="RUNS_DIR", help="folder of run directories")
+    p.add_argument("--compare", nargs="+", metavar="RUN", help="run directories or names under RUNS_DIR")
+    p.add_argument("--out", default="runs-compare.png", help="the --compare figure")
+
+    p = _sub(
+        subs,
         "config",
         "print the resolved config as YAML (or the reference of every key)",
         "Print the config that defaults, --config and overrides resolve to. The output is valid\n"
@@ -387,7 +413,10 @@ def _lazy(command: str) -> Callable[[argparse.Namespace], int]:
 
 HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
     "config": _cmd_config,
-    **{name: _lazy(name) for name in ("download", "train", "evaluate", "predict", "export", "eda", "explain", "serve")},
+    **{
+        name: _lazy(name)
+        for name in ("download", "train", "evaluate", "predict", "export", "eda", "explain", "serve", "runs")
+    },
 }
 
 

@@ -119,6 +119,8 @@ class TrainConfig:
         choices=("auto", "none", "mirrored", "multi_worker"),
     )
     threads: int = _f(0, "CPU threads for TensorFlow ops; 0 = all cores", min=0, max=1024)
+    tensorboard: bool = _f(True, "write TensorBoard event files to RUN_DIR/tensorboard (tensorboard --logdir runs)")
+    tensorboard_graph: bool = _f(False, "also write the model graph for TensorBoard's Graphs tab (slower first step)")
 
 
 @dataclass
@@ -159,7 +161,15 @@ def reference() -> list[tuple[str, str, str]]:
     for section, cls in SECTIONS.items():
         for f in dataclasses.fields(cls):
             default = f.default_factory() if f.default is dataclasses.MISSING else f.default
-            rows.append((f"{section}.{f.name}", yaml_scalar(default), f.metadata["help"]))
+            text = f.metadata["help"]
+            if choices := f.metadata.get("choices"):
+                text += f" [one of: {'|'.join(map(str, choices))}]"
+            bounds = [
+                f"{op} {f.metadata[k]:g}" for k, op in (("min", ">="), ("gt", ">"), ("max", "<=")) if k in f.metadata
+            ]
+            if bounds:
+                text += f" [{', '.join(bounds)}]"
+            rows.append((f"{section}.{f.name}", yaml_scalar(default), text))
     return rows
 
 

@@ -102,6 +102,11 @@ def load_detector(path: str | Path, *, keras_only: str | None = None):
                 "pass the .keras file it was exported from"
             )
         return LiteModel(path)
+    if path.suffix.lower() not in (".keras", ".h5"):
+        raise UserError(
+            f"{path} is not a model file: cifake reads .keras (Keras 3) and .tflite (cifake export) files, "
+            "or a run directory"
+        )
     keras = import_keras()
     if path.suffix.lower() == ".keras":
         _check_keras_file(path)
@@ -109,7 +114,7 @@ def load_detector(path: str | Path, *, keras_only: str | None = None):
         model = keras.models.load_model(path, compile=False, safe_mode=True)
     except Exception as e:  # noqa: BLE001 - any load failure means "not a usable Keras model"
         raise UserError(
-            f"{path} is not a loadable Keras model ({type(e).__name__}: {str(e).splitlines()[0][:160]})"
+            f"{path} is not a loadable Keras model ({type(e).__name__}: {limits.shorten(str(e).splitlines()[0], 160)})"
         ) from None
     shape = tuple(model.input_shape) if not isinstance(model.input_shape, list) else None
     if shape is None or shape[1:] != (32, 32, 3) or tuple(model.output_shape)[1:] != (1,):

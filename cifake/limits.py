@@ -194,3 +194,10 @@ def check_free_space(folder: Path, needed: int, what: str) -> None:
         raise UserError(
             f"{what} needs {needed / 2**20:,.0f} MiB but {folder} has {free / 2**20:,.0f} MiB free: free some space"
         )
+
+
+def shorten(text: str, width: int) -> str:
+    """``text`` cut at a word boundary to at most ``width`` characters, with an ellipsis when cut."""
+    if len(text) <= width:
+        return text
+    return text[: width - 1].rsplit(" ", 1)[0].rstrip(" ,;:") + "…"

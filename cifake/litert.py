@@ -52,7 +52,7 @@ class LiteModel:
             out = self._interp.get_output_details()
         except Exception as e:  # noqa: BLE001 - any failure means "not a usable LiteRT model"
             raise UserError(
-                f"{self.path} is not a loadable LiteRT model ({type(e).__name__}: {str(e)[:160]})"
+                f"{self.path} is not a loadable LiteRT model ({type(e).__name__}: {limits.shorten(str(e), 160)})"
             ) from None
         if (
             len(inp) != 1

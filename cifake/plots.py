@@ -16,25 +16,65 @@ def _plt():
     return plt
 
 
-def training_curves(rows: list[dict[str, float]], path: str | Path) -> Path:
-    """curves.png: loss, accuracy, precision/recall, AUC and learning rate per epoch, train vs val."""
+def training_curves(rows: list[dict[str, float]], path: str | Path, monitor: str = "val_accuracy") -> Path:
+    """curves.png: a 2x3 grid of loss, accuracy, precision/recall, AUC and learning rate per epoch,
+    train vs val, with the best epoch (by ``monitor``) marked in every panel."""
     plt = _plt()
     epochs = [int(r["epoch"]) for r in rows]
-    fig, axes = plt.subplots(1, 5, figsize=(20, 3.6), constrained_layout=True)
-    for ax, metric in zip(axes[:4], ("loss", "accuracy", "precision", "auc"), strict=True):
+    values = [r[monitor] for r in rows]
+    best = epochs[(min if monitor == "val_loss" else max)(range(len(values)), key=values.__getitem__)] if rows else None
+    fig, axes = plt.subplots(2, 3, figsize=(13, 7.5), constrained_layout=True)
+    panels = list(axes.ravel())
+    for ax, metric in zip(panels[:4], ("loss", "accuracy", "precision", "auc"), strict=True):
         keys = ("precision", "recall") if metric == "precision" else (metric,)
         for key in keys:
             style = "--" if key == "recall" else "-"
-            ax.plot(epochs, [r[key] for r in rows], style, color="tab:blue", label=f"train {key}")
-            ax.plot(epochs, [r[f"val_{key}"] for r in rows], style, color="tab:orange", label=f"val {key}")
+            ax.plot(epochs, [r[key] for r in rows], style, marker=".", color="tab:blue", label=f"train {key}")
+            ax.plot(epochs, [r[f"val_{key}"] for r in rows], style, marker=".", color="tab:orange", label=f"val {key}")
         ax.set_title("precision / recall (FAKE = 1)" if metric == "precision" else metric)
+    panels[4].plot(epochs, [r["lr"] for r in rows], marker=".", color="tab:green")
+    panels[4].set_title("learning rate (end of epoch)")
+    for ax in panels[:5]:
         ax.set_xlabel("epoch")
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
-    axes[4].plot(epochs, [r["lr"] for r in rows], color="tab:green")
-    axes[4].set_title("learning rate (end of epoch)")
-    axes[4].set_xlabel("epoch")
-    axes[4].grid(alpha=0.3)
+        if best is not None:
+            ax.axvline(best, color="tab:red", alpha=0.5, lw=1, label=f"best epoch {best}")
+        ax.legend(fontsize=8)
+    panels[5].axis("off")
+    if best is not None:
+        row = rows[epochs.index(best)]
+        panels[5].text(
+            0.0,
+            0.9,
+            "\n".join(
+                [f"best epoch {best} of {len(rows)} (by {monitor})"]
+                + [f"val {m}: {row['val_' + m]:.4f}" for m in ("accuracy", "precision", "recall", "auc", "loss")]
+            ),
+            va="top",
+            family="monospace",
+            fontsize=11,
+        )
+    return _save(fig, Path(path))
+
+
+def compare_curves(runs: dict[str, list[dict[str, float]]], path: str | Path) -> Path:
+    """Validation accuracy and loss per epoch of several runs in one figure (``cifake runs --compare``)."""
+    plt = _plt()
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5), constrained_layout=True)
+    for name, rows in runs.items():
+        epochs = [int(r["epoch"]) for r in rows]
+        acc = [r["val_accuracy"] for r in rows]
+        (line,) = axes[0].plot(epochs, acc, marker=".", label=name)
+        if rows:
+            i = max(range(len(acc)), key=acc.__getitem__)
+            axes[0].plot(epochs[i], acc[i], "*", ms=12, color=line.get_color())
+        axes[1].plot(epochs, [r["val_loss"] for r in rows], marker=".", label=name)
+    axes[0].set_title("validation accuracy (* = best epoch)")
+    axes[1].set_title("validation loss")
+    for ax in axes:
+        ax.set_xlabel("epoch")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
     return _save(fig, Path(path))
 
 

@@ -10,6 +10,7 @@ written last and marks the run finished.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import math
 import os
@@ -23,6 +24,7 @@ from .cluster import Cluster, cluster_from_env
 from .config import Config, check_run_name, config_from_dict, load_config, read_yaml
 from .errors import UserError
 from .models import check_model_config
+from .progress import duration, progress_callback
 from .rundir import (
     COLUMNS,
     METRICS,
@@ -198,6 +200,7 @@ def _callback(run_dir: Path, cfg: Config, rows: list[dict[str, float]]):
 
         def on_epoch_begin(self, epoch, logs=None):
             self.t0 = time.perf_counter()
+            self.session = getattr(self, "session", [])  # seconds of the epochs run by this process: the ETA
 
         def on_epoch_end(self, epoch, logs=None):
             logs = logs or {}
@@ -218,7 +221,10 @@ def _callback(run_dir: Path, cfg: Config, rows: list[dict[str, float]]):
             rows.append(row)
             write_results(run_dir / "results.csv", rows)
             atomic_save(self.model, run_dir / "last.keras")
-            print(format_row(row, cfg.train.epochs) + mark, flush=True)
+            self.session.append(row["seconds"])
+            left = cfg.train.epochs - (epoch + 1)
+            eta = f"  ETA {duration(sum(self.session) / len(self.session) * left)}" if left else ""
+            print(format_row(row, cfg.train.epochs) + mark + eta, flush=True)
             if cfg.train.early_stopping and self.since >= cfg.train.early_stopping:
                 print(f"early stopping: {cfg.train.monitor} has not improved for {self.since} epochs", flush=True)
                 self.stopped_early = True
@@ -266,6 +272,7 @@ def _train(cfg: Config, run_dir, resume: bool, config_changed: bool, cluster, sc
     from .data import distribute, eval_dataset, load_splits, train_dataset
     from .models import build_model
 
+    started = time.perf_counter()
     strategy, devices = setup_devices(cfg, cluster)
     keras.utils.set_random_seed(cfg.train.seed)
 
@@ -315,6 +322,15 @@ def _train(cfg: Config, run_dir, resume: bool, config_changed: bool, cluster, sc
     if strategy.num_replicas_in_sync > 1:
         build_for_replicas(model, strategy)
     callback = _callback(run_dir, cfg, rows)
+    extra = []
+    if cfg.train.tensorboard and importlib.util.find_spec("tensorboard") is None:
+        print("note: tensorboard is not installed (pip install tensorboard): no event files", file=sys.stderr)
+    elif cfg.train.tensorboard:  # event files: tensorboard --logdir runs
+        extra.append(
+            keras.callbacks.TensorBoard(
+                log_dir=str(run_dir / "tensorboard"), write_graph=cfg.train.tensorboard_graph, update_freq="epoch"
+            )
+        )
     done_early = resume and cfg.train.early_stopping and callback.since >= cfg.train.early_stopping
     try:
         for start, end in stages(cfg, initial_epoch) if not done_early else []:
@@ -338,9 +354,9 @@ def _train(cfg: Config, run_dir, resume: bool, config_changed: bool, cluster, sc
                 epochs=end,
                 initial_epoch=start,
                 steps_per_epoch=steps,
-                callbacks=[lr_callback(cfg.train, steps), callback],
+                callbacks=[lr_callback(cfg.train, steps), progress_callback(steps, cfg.train.epochs), callback, *extra],
                 shuffle=False,  # the dataset shuffles itself, reproducibly
-                verbose=1 if sys.stdout.isatty() else 0,
+                verbose=0,  # progress_callback draws the one display
             )
             if callback.diverged:
                 raise UserError(
@@ -364,12 +380,13 @@ def _train(cfg: Config, run_dir, resume: bool, config_changed: bool, cluster, sc
             flush=True,
         )
         return run_dir
+    print("evaluating best.keras on the validation split ...", flush=True)
     final = finish(run_dir, val_split, cfg, rows)
     print(
         f"best {cfg.train.monitor} {final['best_' + cfg.train.monitor.removeprefix('val_')]:.4f} at epoch {final['best_epoch']}; val accuracy {final['accuracy']:.4f}",
         flush=True,
     )
-    print(f"run directory: {run_dir}", flush=True)
+    print(f"run directory: {run_dir} (wall time {duration(time.perf_counter() - started)})", flush=True)
     return run_dir
 
 
@@ -439,7 +456,7 @@ def finish(run_dir: Path, val_split, cfg: Config, rows: list[dict[str, float]]) 
     try:
         from .plots import training_curves
 
-        training_curves(rows, run_dir / "curves.png")
+        training_curves(rows, run_dir / "curves.png", cfg.train.monitor)
     except Exception as e:  # noqa: BLE001 - a figure must not lose a finished run
         print(f"warning: could not draw curves.png ({e})", file=sys.stderr)
     atomic_write_text(run_dir / "metrics.json", json.dumps(metrics, indent=2) + "\n")

@@ -1,0 +1,85 @@
+"""``cifake runs``: the run directories under a folder as a table, and their curves side by side.
+
+Reads only what the trainer wrote (config.yaml, results.csv, metrics.json), so it is instant and
+works on runs that are still going, were interrupted, or crashed.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from .errors import UserError
+from .progress import duration
+
+
+def run_summary(run_dir: Path) -> dict:
+    """One run's row: name, model, parameters, epochs done/planned, best val accuracy and epoch, wall, state."""
+    from .config import config_from_dict, read_yaml
+    from .rundir import read_results
+
+    cfg = config_from_dict(read_yaml(run_dir / "config.yaml"))
+    rows = read_results(run_dir / "results.csv") if (run_dir / "results.csv").is_file() else []
+    metrics_file = run_dir / "metrics.json"
+    metrics = json.loads(metrics_file.read_text()) if metrics_file.is_file() else {}
+    best = max(rows, key=lambda r: r["val_accuracy"]) if rows else None
+    widths = "/".join(str(f) for f in cfg.model.filters) if cfg.model.name == "small_cnn" else ""
+    return {
+        "name": run_dir.name,
+        "model": f"{cfg.model.name}{f' {widths}' if widths else ''}",
+        "parameters": metrics.get("parameters"),
+        "epochs": len(rows),
+        "planned": cfg.train.epochs,
+        "best_val_accuracy": best["val_accuracy"] if best else None,
+        "best_epoch": int(best["epoch"]) if best else None,
+        "seconds": sum(r["seconds"] for r in rows),
+        "finished": bool(metrics),
+    }
+
+
+def find_runs(runs_dir: Path) -> list[Path]:
+    if not runs_dir.is_dir():
+        raise UserError(f"{runs_dir} is not a folder (runs live in runs/ unless train.runs_dir says otherwise)")
+    return sorted(p for p in runs_dir.iterdir() if (p / "config.yaml").is_file())
+
+
+def table(summaries: list[dict]) -> str:
+    lines = [
+        f"{'run':<24} {'model':<22} {'params':>9} {'epochs':>7} {'best val acc':>12} {'at':>4} {'train time':>10}  state"
+    ]
+    for s in summaries:
+        params = f"{s['parameters']:,}" if isinstance(s["parameters"], int) else "?"
+        acc = f"{s['best_val_accuracy']:.4f}" if s["best_val_accuracy"] is not None else "-"
+        epochs = f"{s['epochs']}/{s['planned']}"
+        state = "finished" if s["finished"] else "unfinished"
+        lines.append(
+            f"{s['name'][:24]:<24} {s['model'][:22]:<22} {params:>9} {epochs:>7} {acc:>12} "
+            f"{s['best_epoch'] or '-':>4} {duration(s['seconds']):>10}  {state}"
+        )
+    return "\n".join(lines)
+
+
+def run_cli(args) -> int:
+    if args.compare:
+        from .plots import compare_curves
+        from .rundir import read_results
+
+        runs = {}
+        for raw in args.compare:
+            path = Path(raw) if Path(raw).is_dir() else Path(args.runs_dir) / raw
+            if not (path / "results.csv").is_file():
+                raise UserError(f"{raw}: no results.csv there (give run directories, or names under {args.runs_dir})")
+            runs[path.name if path.name not in runs else str(path)] = read_results(path / "results.csv")
+        out = compare_curves(runs, args.out)
+        print(f"wrote {out} ({len(runs)} runs)")
+        return 0
+    found = find_runs(Path(args.runs_dir))
+    if not found:
+        print(f"no runs in {args.runs_dir} (start one: cifake train --config configs/smoke.yaml)")
+        return 0
+    print(table([run_summary(p) for p in found]))
+    print(
+        "train time: the epochs' own seconds (no loading, no final evaluation); see tensorboard --logdir "
+        f"{args.runs_dir} for the curves"
+    )
+    return 0
