@@ -366,6 +366,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = _sub(
         subs,
+        "cache",
+        "show or clear the decode cache of a dataset folder",
+        "List the decode cache of DATA_DIR (<data-dir>/.cifake-cache): one file per whole split, its\n"
+        "size, and whether it still matches the split's files (a stale one is never read again).\n"
+        "Every data.fraction is a slice of the whole split's file, so the cache does not grow with\n"
+        "the fractions you try. --clear removes it; the next run decodes again.",
+        "cifake cache --data-dir data/cifake --clear",
+    )
+    p.add_argument("--data-dir", default="data/cifake", help="dataset root (config key data.dir)")
+    p.add_argument("--clear", action="store_true", help="delete the cache folder")
+
+    p = _sub(
+        subs,
         "config",
         "print the resolved config as YAML (or the reference of every key)",
         "Print the config that defaults, --config and overrides resolve to. The output is valid\n"
@@ -415,7 +428,7 @@ HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
     "config": _cmd_config,
     **{
         name: _lazy(name)
-        for name in ("download", "train", "evaluate", "predict", "export", "eda", "explain", "serve", "runs")
+        for name in ("download", "train", "evaluate", "predict", "export", "eda", "explain", "serve", "runs", "cache")
     },
 }
 

@@ -205,12 +205,18 @@ def _decode_into(
         bar.update(len(idx))
 
 
-def _cache_key(paths: list[str]) -> str:
+def _cache_key(paths: list[str], root: str | Path) -> str:
+    """Names relative to the dataset root, sizes and modification times: a folder moved or renamed
+    as a whole (``cifake download`` verifies in a temporary folder, then renames it) keeps its cache."""
     h = hashlib.sha1()
     for p in paths:
         st = os.stat(p)
-        h.update(os.fsencode(p) + f"\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+        h.update(os.fsencode(os.path.relpath(p, root)) + f"\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
     return h.hexdigest()[:16]
+
+
+def cache_file_for(paths: list[str], root: str | Path) -> Path:
+    return Path(root) / CACHE_DIRNAME / f"{_cache_key(paths, root)}.npz"
 
 
 def _read_cache(cache_file: Path, n: int) -> tuple[np.ndarray, list[int]] | None:
@@ -236,6 +242,11 @@ def _read_cache(cache_file: Path, n: int) -> tuple[np.ndarray, list[int]] | None
         return None
 
 
+def _refuse_bad(paths: list[str], bad: list[int]) -> None:
+    shown = ", ".join(paths[i] for i in bad[:5]) + (f" and {len(bad) - 5} more" if len(bad) > 5 else "")
+    raise UserError(f"{len(bad)} file(s) do not decode as images: {shown} (remove them, or set data.on_bad_file=skip)")
+
+
 def load_images(
     paths: list[str], root: str | Path, *, cache: bool, on_bad_file: str, progress: bool = True
 ) -> tuple[np.ndarray, list[int]]:
@@ -243,17 +254,14 @@ def load_images(
 
     ``on_bad_file='error'`` raises a UserError naming the files; ``'skip'`` returns them for removal.
     """
-    cache_file = Path(root) / CACHE_DIRNAME / f"{_cache_key(paths)}.npz" if cache else None
+    cache_file = cache_file_for(paths, root) if cache else None
     if cache_file is not None and cache_file.is_file():
         cached = _read_cache(cache_file, len(paths))
         if cached is not None:
             return cached
     images, bad = decode_files(paths, progress=progress and len(paths) > 5000)
     if bad and on_bad_file == "error":
-        shown = ", ".join(paths[i] for i in bad[:5]) + (f" and {len(bad) - 5} more" if len(bad) > 5 else "")
-        raise UserError(
-            f"{len(bad)} file(s) do not decode as images: {shown} (remove them, or set data.on_bad_file=skip)"
-        )
+        _refuse_bad(paths, bad)
     if cache_file is not None:
         try:
             cache_file.parent.mkdir(exist_ok=True)
@@ -276,11 +284,26 @@ def load_split(data_cfg, split: str, *, progress: bool = True) -> Split:
             f"no images in {Path(data_cfg.dir) / split}/{{REAL,FAKE}} (fetch the data with: cifake download)"
         )
     keep = stratified_subset(labels, data_cfg.fraction, data_cfg.split_seed)
-    paths = [paths[i] for i in keep]
+    whole = None
+    if data_cfg.cache and len(keep) < len(paths) and (cached := cache_file_for(paths, data_cfg.dir)).is_file():
+        whole = _read_cache(cached, len(paths))  # the cache holds whole splits: a subset is a slice of it
+    if whole is not None:
+        position = {int(i): j for j, i in enumerate(keep)}
+        images, bad = whole[0][keep], sorted(position[i] for i in whole[1] if i in position)
+        paths = [paths[i] for i in keep]
+        if bad and data_cfg.on_bad_file == "error":
+            _refuse_bad(paths, bad)
+    else:
+        # a subset without a whole-split cache is decoded, not cached: caches never multiply per fraction
+        paths = [paths[i] for i in keep]
+        images, bad = load_images(
+            paths,
+            data_cfg.dir,
+            cache=data_cfg.cache and data_cfg.fraction == 1,
+            on_bad_file=data_cfg.on_bad_file,
+            progress=progress,
+        )
     labels = labels[keep]
-    images, bad = load_images(
-        paths, data_cfg.dir, cache=data_cfg.cache, on_bad_file=data_cfg.on_bad_file, progress=progress
-    )
     if bad:
         print(f"warning: skipped {len(bad)} file(s) that do not decode, e.g. {paths[bad[0]]}", file=sys.stderr)
         good = np.setdiff1d(np.arange(len(paths)), bad)

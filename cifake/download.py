@@ -21,7 +21,7 @@ import zipfile
 from pathlib import Path, PurePosixPath
 
 from . import limits
-from .data import CACHE_DIRNAME, CLASS_NAMES, IMAGE_EXTENSIONS, decode_files
+from .data import CACHE_DIRNAME, CLASS_NAMES, IMAGE_EXTENSIONS, decode_files, list_split, load_images
 from .errors import UserError
 from .limits import printable
 
@@ -87,11 +87,30 @@ def verify(root: str | Path) -> tuple[list[str], list[str]]:
             else:
                 notes.append(f"{split}/{cls}: {len(images):,} images")
     if paths:
-        _, bad = decode_files(paths, progress=len(paths) > 5000)
-        errors.extend(f"{paths[i]}: does not decode as an image" for i in bad[:20])
-        if len(bad) > 20:
-            errors.append(f"... and {len(bad) - 20} more files that do not decode")
+        bad_paths = decode_and_cache(root, found, paths)
+        errors.extend(f"{p}: does not decode as an image" for p in bad_paths[:20])
+        if len(bad_paths) > 20:
+            errors.append(f"... and {len(bad_paths) - 20} more files that do not decode")
     return errors, notes
+
+
+def decode_and_cache(root: str | Path, found: dict, paths: list[str]) -> list[str]:
+    """Decode every image once, and keep what the decoding of each complete split produced as its
+    decode cache, so the first ``cifake train`` starts at once instead of decoding it all again."""
+    bad: list[str] = []
+    covered: set[str] = set()
+    for split, classes in found.items():
+        if not all(cls in classes for cls in CLASS_NAMES):
+            continue
+        split_paths, _ = list_split(root, split)
+        _, split_bad = load_images(split_paths, root, cache=True, on_bad_file="skip", progress=len(split_paths) > 5000)
+        bad += [split_paths[i] for i in split_bad]
+        covered.update(split_paths)
+    rest = [p for p in paths if p not in covered]
+    if rest:
+        _, rest_bad = decode_files(rest, progress=len(rest) > 5000)
+        bad += [rest[i] for i in rest_bad]
+    return bad
 
 
 def is_complete(root: str | Path) -> bool:

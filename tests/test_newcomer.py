@@ -14,7 +14,19 @@ from cifake.train import RESUMABLE_KEYS
 from .conftest import make_dataset
 
 REPO = Path(__file__).resolve().parents[1]
-SUBCOMMANDS = ("download", "train", "evaluate", "predict", "export", "explain", "serve", "eda", "config", "runs")
+SUBCOMMANDS = (
+    "download",
+    "train",
+    "evaluate",
+    "predict",
+    "export",
+    "explain",
+    "serve",
+    "eda",
+    "config",
+    "runs",
+    "cache",
+)
 
 
 @pytest.fixture(scope="module")
@@ -111,3 +123,36 @@ def test_a_file_that_is_no_model_gets_a_whole_sentence(capsys):
     assert main(["evaluate", str(REPO / "README.md")]) == 2
     err = capsys.readouterr().err.strip()
     assert err.endswith("or a run directory") and "is not a model file" in err
+
+
+def test_download_fills_the_cache_and_fractions_are_slices_of_it(tmp_path, capsys):
+    from cifake.config import DataConfig
+    from cifake.data import CACHE_DIRNAME, load_split
+
+    from .conftest import make_zip
+
+    data = tmp_path / "data"
+    assert (
+        main(["download", "--archive", str(make_zip(tmp_path / "a.zip", per_class=30)), "--data-dir", str(data)]) == 0
+    )
+    cache = data / CACHE_DIRNAME
+    made = sorted(f.name for f in cache.glob("*.npz"))
+    assert len(made) == 2  # train and test, decoded once by the verification, kept at the final location
+    capsys.readouterr()
+    assert main(["cache", "--data-dir", str(data)]) == 0
+    listed = capsys.readouterr().out
+    assert "train (60 images)" in listed and "test (60 images)" in listed and "stale" not in listed
+
+    whole = load_split(DataConfig(dir=str(data)), "train", progress=False)
+    for fraction in (0.5, 0.25):
+        part = load_split(DataConfig(dir=str(data), fraction=fraction), "train", progress=False)
+        index = {p: i for i, p in enumerate(whole.paths)}
+        assert len(part) == 2 * round(30 * fraction + 0.01)  # per class, rounded half up
+        assert (part.images == whole.images[[index[p] for p in part.paths]]).all()
+    assert sorted(f.name for f in cache.glob("*.npz")) == made  # no file per fraction
+
+    (data / "train" / "REAL" / next(iter(sorted((data / "train" / "REAL").iterdir()))).name).unlink()
+    assert main(["cache", "--data-dir", str(data)]) == 0
+    assert "stale" in capsys.readouterr().out  # train's files changed: its cache no longer matches
+    assert main(["cache", "--data-dir", str(data), "--clear"]) == 0
+    assert not cache.exists()
