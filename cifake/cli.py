@@ -300,7 +300,7 @@ def build_parser() -> argparse.ArgumentParser:
         "cifake explain runs/small_cnn photo.jpg other.png --out explain/",
     )
     p.add_argument("model", help=".keras file, run directory, or 'pretrained' for the shipped detector")
-    p.add_argument("images", nargs="+", metavar="IMAGE", help="image files")
+    p.add_argument("images", nargs="+", metavar="IMAGE", help="image files or folders (searched recursively)")
     p.add_argument("--out", default="explain", help="folder for the overlay PNGs (created)")
     p.add_argument("--layer", default=None, help="name of the layer to explain (default: the last 4-D feature map)")
     _add_pixel_cap(p)

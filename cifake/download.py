@@ -32,8 +32,9 @@ _MEMBER_RE = re.compile(r"^(?:(?P<prefix>.*)/)?(?P<split>train|test)/(?P<cls>REA
 
 TOKEN_HELP = (
     "create a token at https://www.kaggle.com/settings (API > Create New Token) and either "
-    "export KAGGLE_API_TOKEN=<token>, or save it as ~/.kaggle/access_token (chmod 600); a legacy "
-    "kaggle.json goes in ~/.kaggle/kaggle.json. Or import a zip you have: cifake download --archive PATH.zip"
+    "export KAGGLE_API_TOKEN=<token>, or save it as ~/.kaggle/access_token (chmod 600); with a legacy "
+    "username and key, export KAGGLE_USERNAME=<name> KAGGLE_KEY=<key> or put kaggle.json in ~/.kaggle/. "
+    "Or import a zip you have: cifake download --archive PATH.zip"
 )
 
 
@@ -304,7 +305,6 @@ def zlib_error() -> type[Exception]:
 
 def kaggle_download(data_dir: str | Path, *, force: bool = False, attempts: int = 3) -> int:
     """Download the dataset zip with kagglehub's client (resuming after a dropped connection), then import it."""
-    import requests
     from kagglehub.clients import download_file, get_user_agent
     from kagglehub.config import get_kaggle_credentials
     from kagglehub.handle import parse_dataset_handle
@@ -320,6 +320,7 @@ def kaggle_download(data_dir: str | Path, *, force: bool = False, attempts: int 
         raise UserError(f"no Kaggle credentials found: {TOKEN_HELP}")
     data_dir = Path(data_dir)
     staging = data_dir.parent / f".{data_dir.name}.download"
+    made_staging = not staging.exists()
     staging.mkdir(parents=True, exist_ok=True)
     archive = staging / "cifake.zip"
     handle = parse_dataset_handle(DATASET)
@@ -335,6 +336,21 @@ def kaggle_download(data_dir: str | Path, *, force: bool = False, attempts: int 
         user_agent=get_user_agent(),
     )
     _say(f"downloading {DATASET} from Kaggle ...")
+    try:
+        _fetch(client, request, archive, handle, attempts, download_file)
+    finally:
+        # nothing arrived (offline, refused): leave no empty staging folder behind
+        if made_staging and not any(staging.iterdir()):
+            staging.rmdir()
+    import_archive(archive, data_dir, force=force)
+    shutil.rmtree(staging, ignore_errors=True)
+    return 0
+
+
+def _fetch(client, request, archive: Path, handle, attempts: int, download_file) -> None:
+    """Download with retries; "resuming" is said only when part of the file arrived before the drop."""
+    import requests
+
     with client:
         for attempt in range(1, attempts + 1):
             try:
@@ -347,14 +363,14 @@ def kaggle_download(data_dir: str | Path, *, force: bool = False, attempts: int 
                     raise UserError(f"Kaggle rejected the credentials (HTTP {status}): {TOKEN_HELP}") from None
                 raise UserError(f"Kaggle answered HTTP {status}; try again later") from None
             except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError, requests.Timeout) as e:
+                partial = archive.is_file() and archive.stat().st_size > 0
                 if attempt == attempts:
                     raise UserError(
-                        f"download failed after {attempts} attempts ({type(e).__name__}); run the same command to resume"
+                        f"download failed after {attempts} attempts ({type(e).__name__}: is this machine online?); "
+                        + ("run the same command to resume" if partial else "nothing was downloaded")
                     ) from None
-                _say(f"connection lost ({type(e).__name__}); resuming (attempt {attempt + 1}/{attempts}) ...")
-    import_archive(archive, data_dir, force=force)
-    shutil.rmtree(staging, ignore_errors=True)
-    return 0
+                what = "resuming" if partial else "retrying"
+                _say(f"connection failed ({type(e).__name__}); {what} (attempt {attempt + 1}/{attempts}) ...")
 
 
 # --- the subcommand ------------------------------------------------------------------------------

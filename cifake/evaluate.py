@@ -44,6 +44,9 @@ def evaluate(
     calibrate: bool = False,
 ) -> dict:
     """Evaluate ``checkpoint``; return the report written to metrics.json (see module docstring)."""
+    if (calibrate or choose_threshold) and split not in (None, "val"):  # before any work
+        flag = "--calibrate" if calibrate else "--choose-threshold"
+        raise UserError(f"{flag} only works on --split val: nothing is ever fitted on test or train")
     checkpoint = resolve_checkpoint(checkpoint)
     if corruptions is not None:
         from .corruptions import parse_spec

@@ -91,15 +91,36 @@ def overlay(image: np.ndarray, cam: np.ndarray, size: int = 256) -> np.ndarray:
     return (np.clip(0.55 * big + 0.45 * colored, 0, 1) * 255).astype(np.uint8)
 
 
+def unique_names(paths: list[str]) -> list[str]:
+    """``<stem>_gradcam.png`` per path; a stem seen before gets ``-2``, ``-3``, ... so no figure overwrites another."""
+    from .limits import printable
+
+    seen: dict[str, int] = {}
+    names = []
+    for path in paths:
+        stem = printable(Path(path).stem)
+        seen[stem] = seen.get(stem, 0) + 1
+        names.append(f"{stem}{'' if seen[stem] == 1 else f'-{seen[stem]}'}_gradcam.png")
+    return names
+
+
 def explain(model_path: str | Path, images: list[str], out: str | Path, layer: str | None = None) -> list[Path]:
-    """Write ``<out>/<stem>_gradcam.png`` (image | heatmap overlay) per readable image; return the paths."""
-    from .detector import check_probabilities, load_detector
+    """Write ``<out>/<stem>_gradcam.png`` (image | heatmap overlay) per readable image; return the paths.
+
+    ``images`` may name files and folders (searched recursively, as in ``cifake predict``).
+    """
+    from .detector import check_probabilities, load_detector, read_threshold, resolve_checkpoint
     from .limits import printable
     from .plots import gradcam_figure
-    from .predict import load_images
+    from .predict import collect, load_images
 
     model = load_detector(model_path, keras_only="cifake explain (Grad-CAM)")
-    arrays, ok, unreadable, _ = load_images(images)
+    stored = read_threshold(resolve_checkpoint(model_path))
+    threshold = stored[0] if stored else 0.5
+    files = collect(images)
+    if not files:
+        raise UserError(f"no image files found in {' '.join(images)}")
+    arrays, ok, unreadable, _ = load_images(files)
     for path, why in unreadable:
         print(f"warning: skipped {printable(path)}: {why}", file=sys.stderr)
     if not ok:
@@ -110,11 +131,10 @@ def explain(model_path: str | Path, images: list[str], out: str | Path, layer: s
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     written = []
-    for img, cam, p, path in zip(arrays, cams, probs, ok, strict=True):
-        dest = out / f"{printable(Path(path).stem)}_gradcam.png"
-        gradcam_figure(
-            img, overlay(img, cam), f"{printable(Path(path).name)}: P(FAKE) {p:.3f} (Grad-CAM at {target})", dest
-        )
+    for img, cam, p, path, name in zip(arrays, cams, probs, ok, unique_names(ok), strict=True):
+        dest = out / name
+        title = f"{printable(Path(path).name)} (Grad-CAM at {target})"
+        gradcam_figure(img, overlay(img, cam), title, dest, float(p), threshold)
         print(f"{printable(path)}: P(FAKE) {p:.4f} -> {dest}")
         written.append(dest)
     return written

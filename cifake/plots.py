@@ -236,29 +236,54 @@ def eda_figures(splits: dict, stats: dict, out_dir: str | Path, samples: int = 3
             (fake["spectrum"], f"{split} FAKE log|FFT|", "magma"),
             (fake["spectrum"] - real["spectrum"], "FAKE - REAL log|FFT|", "coolwarm"),
         ]
+        half = real["spectrum"].shape[0] // 2
+        extent = (-half - 0.5, half - 0.5, half - 0.5, -half - 0.5)  # fftshift: index k is frequency k - 16
         for ax, (img, title, cmap) in zip(axes[r], panels, strict=True):
             if cmap == "coolwarm":
                 lim = float(np.abs(img).max()) or 1.0
-                im = ax.imshow(img, cmap=cmap, vmin=-lim, vmax=lim)
+                im = ax.imshow(img, cmap=cmap, vmin=-lim, vmax=lim, extent=extent)
+            elif cmap:
+                im = ax.imshow(img, cmap=cmap, extent=extent)
             else:
-                im = ax.imshow(np.clip(img, 0, 1) if cmap is None else img, cmap=cmap)
+                im = ax.imshow(np.clip(img, 0, 1))
+            ax.set_title(title, fontsize=9)
             if cmap:
                 fig.colorbar(im, ax=ax, fraction=0.046)
-            ax.set_title(title, fontsize=9)
-            ax.axis("off")
+                ax.set_xlabel("horizontal frequency (cycles / image)", fontsize=8)
+                ax.set_ylabel("vertical frequency (cycles / image)", fontsize=8)
+                ax.set_xticks([-16, -8, 0, 8, 15])
+                ax.set_yticks([-16, -8, 0, 8, 15])
+                ax.tick_params(labelsize=7)
+            else:
+                ax.axis("off")
     files.append(_save(fig, out_dir / "mean_spectrum.png"))
     return files
 
 
-def gradcam_figure(image, overlaid, title: str, path: str | Path) -> Path:
-    """Two panels: the 32x32 image enlarged (nearest) and its Grad-CAM overlay."""
+def gradcam_figure(image, overlaid, title: str, path: str | Path, p_fake: float, threshold: float = 0.5) -> Path:
+    """Two panels: the 32x32 image enlarged (nearest) and its Grad-CAM overlay, with a colour bar and
+    a caption saying what the heat means for this image's verdict."""
+    import matplotlib
+
     plt = _plt()
-    fig, (a1, a2) = plt.subplots(1, 2, figsize=(6.4, 3.6), constrained_layout=True)
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(7.4, 4.0), constrained_layout=True)
     a1.imshow(image, interpolation="nearest")
     a1.set_title("input (32x32)", fontsize=9)
     a2.imshow(overlaid)
     a2.set_title("Grad-CAM of the FAKE logit", fontsize=9)
     for a in (a1, a2):
         a.axis("off")
-    fig.suptitle(title, fontsize=9)
+    bar = fig.colorbar(
+        matplotlib.cm.ScalarMappable(norm=matplotlib.colors.Normalize(0, 1), cmap="jet"), ax=a2, fraction=0.046
+    )
+    bar.set_label("evidence for FAKE, relative to this image's strongest", fontsize=8)
+    label = "FAKE" if p_fake >= threshold else "REAL"
+    fig.suptitle(f"{title}\nP(FAKE) {p_fake:.3f} -> {label} (threshold {threshold:.2f})", fontsize=9)
+    note = (
+        "Red marks where the FAKE score comes from."
+        if label == "FAKE"
+        else "The verdict is REAL: the map is scaled per image, so its red spot is only\n"
+        "the little that pointed to FAKE, not evidence that the image is generated."
+    )
+    fig.supxlabel(note, fontsize=8)  # constrained layout keeps room for it below the panels
     return _save(fig, Path(path))

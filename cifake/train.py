@@ -277,7 +277,11 @@ def _train(cfg: Config, run_dir, resume: bool, config_changed: bool, cluster, sc
     keras.utils.set_random_seed(cfg.train.seed)
 
     t0 = time.perf_counter()
-    splits = load_splits(cfg.data)
+    try:
+        splits = load_splits(cfg.data)
+    except KeyboardInterrupt:
+        print("\ninterrupted while loading the data: nothing was written", file=sys.stderr, flush=True)
+        raise
     train_split, val_split = splits["train"], splits["val"]
     bs = cfg.train.batch_size
     steps = math.ceil(len(train_split) / bs)

@@ -74,6 +74,17 @@ def test_no_credentials_exit_2(tmp_path, kaggle_env, capfd):
     err = capfd.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "no Kaggle credentials found" in err[0]
     assert "~/.kaggle/access_token" in err[0] and "--archive" in err[0]
+    assert "KAGGLE_USERNAME" in err[0] and "KAGGLE_KEY" in err[0]
+
+
+def test_offline_download_says_so_and_leaves_nothing(tmp_path, kaggle_env, monkeypatch, capfd):
+    """Nothing listens on the stand-in's port: no "resuming" (nothing started), no empty staging folder."""
+    monkeypatch.setenv("KAGGLE_API_TOKEN", "good-token")
+    assert main(["download", "--data-dir", str(tmp_path / "d")]) == 2
+    err = capfd.readouterr().err
+    assert "retrying (attempt 2/3)" in err and "resuming" not in err
+    assert "nothing was downloaded" in err and "online" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["home"]  # no d/, no .d.download/
 
 
 def test_dropped_connection_resumes(tmp_path, kaggle_env, monkeypatch):

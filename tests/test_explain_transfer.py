@@ -128,3 +128,20 @@ def test_from_scratch_backbone_uses_fast_batchnorm_statistics():
     backbone = next(layer for layer in model.layers if isinstance(layer, keras.Model))
     momenta = {layer.momentum for layer in backbone.layers if isinstance(layer, keras.layers.BatchNormalization)}
     assert momenta == {0.9}
+
+
+def test_explain_takes_folders_and_keeps_images_with_the_same_stem_apart(tmp_path, capsys):
+    model = build_model(ModelConfig(filters=[8, 16]))
+    model.save(tmp_path / "m.keras")
+    rng = np.random.default_rng(3)
+    for sub in ("a", "b"):
+        (tmp_path / "imgs" / sub).mkdir(parents=True)
+        Image.fromarray(synth_image(rng, sub == "b")).save(tmp_path / "imgs" / sub / "photo.png")
+    out = tmp_path / "cams"
+    assert main(["explain", str(tmp_path / "m.keras"), str(tmp_path / "imgs"), "--out", str(out)]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["photo-2_gradcam.png", "photo_gradcam.png"]
+    printed = capsys.readouterr().out
+    assert "a/photo.png: P(FAKE)" in printed and "b/photo.png: P(FAKE)" in printed
+    first, second = (np.asarray(Image.open(out / n)) for n in ("photo_gradcam.png", "photo-2_gradcam.png"))
+    assert first.shape == second.shape and not np.array_equal(first, second)  # two figures, not one written twice
+    assert main(["explain", str(tmp_path / "m.keras"), str(tmp_path / "nothing-here")]) == 2
