@@ -156,3 +156,19 @@ def test_download_fills_the_cache_and_fractions_are_slices_of_it(tmp_path, capsy
     assert "stale" in capsys.readouterr().out  # train's files changed: its cache no longer matches
     assert main(["cache", "--data-dir", str(data), "--clear"]) == 0
     assert not cache.exists()
+
+
+def test_ctrl_c_while_loading_says_nothing_was_written(tmp_path, monkeypatch, capsys):
+    import cifake.data
+
+    data = make_dataset(tmp_path / "cifake", per_class=10)
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cifake.data, "load_splits", interrupted)
+    args = ["train", "--config", str(REPO / "configs" / "smoke.yaml"), f"data.dir={data}", "data.fraction=1.0"]
+    assert main([*args, f"train.runs_dir={tmp_path / 'runs'}"]) == 130
+    err = capsys.readouterr().err
+    assert "interrupted while loading the data: nothing was written" in err
+    assert not (tmp_path / "runs").exists()
