@@ -148,3 +148,24 @@ def test_predict_defaults_to_the_int8_export_only_when_its_card_shows_parity(tmp
     assert detector.default_model() == lite
     card.write_text("{not json")
     assert detector.default_model() == detector.PRETRAINED
+
+
+def test_serve_scores_with_a_tflite_model_without_gradcam(tmp_path):
+    from PIL import Image
+
+    from cifake.detector import PRETRAINED_INT8
+    from cifake.serve import model_choices, score_uploads
+
+    from .conftest import synth_image
+
+    rng = np.random.default_rng(4)
+    files = []
+    for i in range(3):
+        files.append(str(tmp_path / f"u{i}.png"))
+        Image.fromarray(synth_image(rng, bool(i % 2))).save(files[-1])
+    choices = model_choices([str(PRETRAINED_INT8)])  # checked at start like any model
+    assert choices[str(PRETRAINED_INT8)] == PRETRAINED_INT8
+    rows, gallery, status = score_uploads(files, PRETRAINED_INT8, 10_000_000, {})
+    assert [r[0] for r in rows] == ["u0.png", "u1.png", "u2.png"] and all(0 <= r[1] <= 1 for r in rows)
+    assert all("no Grad-CAM for .tflite" in caption for _, caption in gallery)
+    assert "Scored 3 image(s)" in status
