@@ -13,15 +13,14 @@ from __future__ import annotations
 import importlib.util
 import json
 import math
-import os
 import shutil
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from .cluster import Cluster, cluster_from_env
 from .config import Config, check_run_name, config_from_dict, load_config, read_yaml
+from .devices import build_for_replicas, cluster_from_env, setup_devices
 from .errors import UserError
 from .models import check_model_config
 from .progress import duration, progress_callback
@@ -38,81 +37,12 @@ from .rundir import (
     write_results,
 )
 from .schedule import lr_callback
-from .tfutil import BF16_CPU_FLAGS, cpu_flags, import_keras, import_tf
+from .tfutil import import_keras
 
 RESUMABLE_KEYS = {"train.epochs", "train.early_stopping", "train.threads", "data.dir", "data.cache"}
 
 
-# --- schedule, devices, compile -----------------------------------------------------------------
-
-
-def choose_precision(setting: str, gpu_caps: list[tuple[int, int]], flags: set[str]) -> tuple[str, str]:
-    """(Keras dtype policy, why) for ``train.mixed_precision`` on this hardware.
-
-    auto: float16 on GPUs that all have compute capability >= 7.0 (tensor cores), bfloat16 on a CPU
-    with AMX-BF16 or AVX512-BF16 (``flags`` from /proc/cpuinfo), float32 otherwise. fp16 / bf16 are
-    honoured anywhere, with a note where the hardware emulates them (much slower). ``on`` is the old
-    spelling: float16 on a GPU, float32 on a CPU.
-    """
-    bf16_units = sorted(f for f in BF16_CPU_FLAGS if f in flags)
-    if setting == "off":
-        return "float32", "train.mixed_precision=off"
-    if setting == "bf16":
-        note = (
-            f"CPU has {'/'.join(bf16_units)}" if bf16_units or gpu_caps else "no AMX-BF16/AVX512-BF16: emulated, slow"
-        )
-        return "mixed_bfloat16", f"train.mixed_precision=bf16 ({note})"
-    if setting == "fp16" or (setting == "on" and gpu_caps):
-        return "mixed_float16", f"train.mixed_precision={setting}" + ("" if gpu_caps else " (no GPU: emulated, slow)")
-    if setting == "on":
-        return "float32", "train.mixed_precision=on means float16 on a GPU; no GPU here"
-    if gpu_caps:
-        low = min(gpu_caps)
-        if low >= (7, 0):
-            return "mixed_float16", f"auto: GPU compute capability {low[0]}.{low[1]} >= 7.0"
-        return "float32", f"auto: GPU compute capability {low[0]}.{low[1]} < 7.0 (no tensor cores)"
-    if bf16_units:
-        return "mixed_bfloat16", f"auto: CPU has {'/'.join(bf16_units)}"
-    return "float32", "auto: CPU without AMX-BF16 or AVX512-BF16"
-
-
-def setup_devices(cfg, cluster: Cluster | None = None) -> tuple[object, str]:
-    """Threads, precision policy and distribution strategy from the config; returns (strategy, description)."""
-    keras = import_keras()
-
-    tf = import_tf()
-    if cfg.train.threads:
-        tf.config.threading.set_intra_op_parallelism_threads(cfg.train.threads)
-        tf.config.threading.set_inter_op_parallelism_threads(min(2, cfg.train.threads))
-    strategy = None
-    if cluster is not None:  # first: the collective ops must be configured before TensorFlow starts its runtime
-        strategy = tf.distribute.MultiWorkerMirroredStrategy()
-    gpus = tf.config.list_physical_devices("GPU")
-    parts = []
-    caps = []
-    if gpus:
-        names = [tf.config.experimental.get_device_details(g).get("device_name", g.name) for g in gpus]
-        caps = [tuple(tf.config.experimental.get_device_details(g).get("compute_capability", (0, 0))) for g in gpus]
-        parts.append(f"{len(gpus)} GPU(s): {', '.join(names)}")
-    else:
-        parts.append(f"CPU ({cfg.train.threads or os.cpu_count()} threads)")
-    policy, why = choose_precision(cfg.train.mixed_precision, caps, cpu_flags())
-    keras.mixed_precision.set_global_policy(policy)
-    parts.append(f"{policy} ({why})")
-    if strategy is not None:
-        n = strategy.num_replicas_in_sync
-        parts.append(
-            f"MultiWorkerMirroredStrategy: {cluster.describe()}; {n} replicas, global batch {cfg.train.batch_size} "
-            f"= {cfg.train.batch_size // n} per replica"
-        )
-    elif len(gpus) > 1 and cfg.train.distribute in ("auto", "mirrored"):
-        strategy = tf.distribute.MirroredStrategy()
-        parts.append(f"MirroredStrategy over {strategy.num_replicas_in_sync} replicas")
-    else:
-        if cfg.train.distribute == "mirrored" and len(gpus) <= 1:
-            parts.append("distribute=mirrored needs 2+ GPUs: single device")
-        strategy = tf.distribute.get_strategy()
-    return strategy, ", ".join(parts)
+# --- optimizer, compile ---------------------------------------------------------------------------
 
 
 def make_optimizer(cfg):
@@ -392,29 +322,6 @@ def _train(cfg: Config, run_dir, resume: bool, config_changed: bool, cluster, sc
     )
     print(f"run directory: {run_dir} (wall time {duration(time.perf_counter() - started)})", flush=True)
     return run_dir
-
-
-def build_for_replicas(model, strategy) -> None:
-    """Build the model's metrics and loss from a plain sample batch before ``fit`` sees a distributed one.
-
-    Keras 3.15's TensorFlow trainer builds them from the first batch of the distributed dataset by
-    ``strategy.reduce("MEAN", (x, y))``, which MultiWorkerMirroredStrategy refuses for a tuple
-    ("Attempt to convert a value (PerReplica ...) to a Tensor"); once everything is built that step
-    has nothing left to do, so it is skipped for this model.
-    """
-    import numpy as np
-
-    sample = (np.zeros((2, 32, 32, 3), np.uint8), np.zeros((2, 1), np.float32), None)
-    with strategy.scope():
-        model._symbolic_build(data_batch=sample)
-    model._maybe_symbolic_build = lambda iterator=None, data_batch=None: None
-    # The same trainer reduces each step's logs across workers with strategy.reduce("MEAN", v, axis=0),
-    # which fails on scalars ("Invalid reduction dimension 0"). Every value in those logs comes from a
-    # Keras metric, whose state is already summed over all replicas when read, so the mean of this
-    # worker's local copies is the global value: the trainer is told to take that path.
-    from keras.src.backend.tensorflow import trainer as tf_trainer
-
-    tf_trainer._collective_all_reduce_multi_worker = lambda strategy: False
 
 
 def init_from(model, source: str) -> None:

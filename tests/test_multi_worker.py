@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from cifake.cli import main
-from cifake.cluster import cluster_from_env, parse_tf_config
+from cifake.devices import cluster_from_env, parse_tf_config
 from cifake.errors import UserError
 
 from .conftest import make_dataset

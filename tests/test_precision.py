@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from cifake.cli import main
+from cifake.devices import choose_precision
 from cifake.tfutil import cpu_flags
-from cifake.train import choose_precision
 
 from .conftest import make_dataset
 
