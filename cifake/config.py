@@ -222,6 +222,8 @@ def _coerce(key: str, value: Any, typ: Any, meta: dict) -> Any:
         if not math.isfinite(value):
             raise bad("a finite number (not .inf or .nan)")
     elif typ is str:
+        if isinstance(value, bool) and {"on", "off"} & set(meta.get("choices", ())):
+            value = "on" if value else "off"  # YAML 1.1 reads an unquoted on/off as a boolean
         if not isinstance(value, str):
             raise bad("a string")
         if "\0" in value:

@@ -64,3 +64,12 @@ def test_bf16_run_keeps_the_model_contract(tmp_path, capsys):
     assert p.dtype == "float32" and p.shape == (8, 1)
     assert np.all((np.asarray(p) >= 0) & (np.asarray(p) <= 1))
     assert all(w.dtype == "float32" for w in model.weights)  # variables stay float32 under mixed policies
+
+
+def test_on_and_off_are_words_not_booleans(tmp_path):
+    from cifake.config import load_config
+
+    assert load_config(None, ["train.mixed_precision=off"]).train.mixed_precision == "off"
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("train:\n  mixed_precision: on\n")  # YAML 1.1 would make this True
+    assert load_config(recipe, []).train.mixed_precision == "on"
