@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import signal
 import socket
 import sys
 import tempfile
@@ -152,6 +153,10 @@ def private_upload_dir():
 
 def run_cli(args) -> int:
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    # A shell without job control starts background jobs with SIGINT ignored, and Python keeps an
+    # ignored SIGINT: such a server (`cifake serve &` in a script, a CI job) would never stop on
+    # Ctrl-C or `kill -INT`. Stopping on SIGINT is this command's contract, so it is set here.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     with private_upload_dir() as uploads:  # before Gradio is imported: it reads the folder at import
         try:
             import gradio  # noqa: F401
