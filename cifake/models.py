@@ -14,6 +14,7 @@ from collections.abc import Callable
 
 from .config import ModelConfig
 from .errors import ConfigError, UserError
+from .limits import shorten
 from .tfutil import import_keras, import_tf
 
 INPUT_SHAPE = (32, 32, 3)
@@ -187,7 +188,7 @@ def _transfer(cfg: ModelConfig, app: str, name: str):
                 f"file for {app} where the network allows and pass model.weights=PATH, or use model.weights=none"
             ) from None
         raise UserError(
-            f"model.weights: could not load {weights} into {app} ({str(e).splitlines()[0][:160]})"
+            f"model.weights: could not load {weights} into {app} ({shorten(str(e).splitlines()[0], 160)})"
         ) from None
     if weights is None:
         # The applications use BN momentum 0.99-0.999, tuned for ImageNet-length runs; from scratch on
