@@ -42,6 +42,7 @@ def _sub(subs, name: str, help: str, description: str, example: str) -> argparse
         description=f"{description}\n\n{LABELS_NOTE}",
         epilog=f"example:\n  {example}",
         formatter_class=_Formatter,
+        allow_abbrev=False,  # a stray '--d' must not turn on --debug (or any other option) by prefix
     )
     # --debug is accepted after the subcommand too; SUPPRESS keeps the global value when absent.
     p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks")
@@ -114,7 +115,15 @@ def _add_scoring_args(p: argparse.ArgumentParser) -> None:
         help="P(FAKE) at or above which an image is FAKE (default: threshold.json beside the model, else 0.5)",
     )
     p.add_argument("--batch-size", type=_positive_int, default=1024, help="images per model call")
-    p.add_argument("--tta", action="store_true", help="average P(FAKE) with that of the mirrored image")
+    p.add_argument(
+        "--tta",
+        nargs="?",
+        const="flip",
+        default="none",
+        choices=("none", "flip", "shift"),
+        help="test-time augmentation: average P(FAKE) over views of each image; --tta alone = flip (the image "
+        "and its mirror), shift = those two, each also moved by one pixel down-right and up-left (6 views)",
+    )
     _add_pixel_cap(p)
 
 
@@ -133,6 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
             "  cifake predict photos/ --out predictions.csv"
         ),
         formatter_class=_Formatter,
+        allow_abbrev=False,
     )
     parser.add_argument("--version", action="version", version=f"cifake {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks and TensorFlow's own logging")

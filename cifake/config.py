@@ -42,6 +42,11 @@ class DataConfig:
 @dataclass
 class AugmentConfig:
     flip: bool = _f(False, "random horizontal flips of training images")
+    alternate_flip: bool = _f(
+        False,
+        "with flip: each image is flipped at random in epoch 1, then every other epoch (each epoch sees the "
+        "mirror of what the last one saw, as in airbench)",
+    )
     shift: int = _f(0, "random translation of training images, in pixels (reflect padding); 0 = off", min=0, max=8)
     jpeg: float = _f(0.0, "share of training images re-encoded as JPEG (robust training); 0 = off", min=0, max=1)
     jpeg_quality_min: int = _f(30, "lowest JPEG quality drawn (uniform up to jpeg_quality_max)", min=1, max=100)
@@ -61,6 +66,14 @@ class AugmentConfig:
 @dataclass
 class ModelConfig:
     name: str = _f("small_cnn", "model builder from the registry (cifake/models.py)")
+    stem: str = _f(
+        "conv",
+        "first layer: conv = a learned Conv2D (stem_filters, kernel_size, stem_stride); whiten = a frozen "
+        "patch-whitening Conv2D (stem_kernel x stem_kernel patches, 2 x 3 x stem_kernel^2 channels) fitted to "
+        "training images, the same for the same train.seed",
+        choices=("conv", "whiten"),
+    )
+    stem_kernel: int = _f(2, "whiten: patch size of the whitening stem", min=1, max=4)
     stem_filters: int = _f(0, "channels of a stem Conv2D before the blocks; 0 = no stem", min=0, max=4096)
     stem_stride: int = _f(2, "stride of the stem (2 halves the resolution: 4x fewer FLOPs after it)", min=1, max=4)
     filters: list[int] = _f([32, 64, 128], "conv blocks: output channels of each block, in order", max=4096, max_len=16)
@@ -96,11 +109,27 @@ class TrainConfig:
     lr: float = _f(1e-3, "peak learning rate", gt=0)
     weight_decay: float = _f(5e-4, "decoupled weight decay (adamw, sgd)", min=0)
     momentum: float = _f(0.9, "SGD (Nesterov) momentum", min=0, max=1)
-    schedule: str = _f("cosine", "learning-rate schedule, per step", choices=("constant", "cosine", "onecycle"))
+    schedule: str = _f(
+        "cosine",
+        "learning-rate schedule, per step; triangle = linear up over warmup_epochs, then linear down to 0",
+        choices=("constant", "cosine", "onecycle", "triangle"),
+    )
     warmup_epochs: float = _f(
-        0.0, "linear warm-up from 0 to lr (cosine; onecycle uses 30% of the run)", min=0, max=100_000
+        0.0, "linear warm-up from 0 to lr (cosine, triangle; onecycle uses 30% of the run)", min=0, max=100_000
     )
     label_smoothing: float = _f(0.0, "binary label smoothing", min=0, max=0.5)
+    ema: float = _f(
+        0.0,
+        "weight averaging: momentum of an exponential moving average of the weights, updated every step, used "
+        "for validation and saved in best.keras (e.g. 0.99); 0 = off",
+        min=0,
+        max=0.99999,
+    )
+    jit_compile: str = _f(
+        "auto",
+        "XLA-compile the training step: auto = Keras' choice (XLA on GPUs, not on CPUs); on; off",
+        choices=("auto", "on", "off"),
+    )
     early_stopping: int = _f(0, "stop after this many epochs without improving monitor; 0 = off", min=0, max=100_000)
     monitor: str = _f("val_accuracy", "metric that picks best.keras", choices=("val_accuracy", "val_auc", "val_loss"))
     seed: int = _f(0, "seed of weights, shuffling and augmentation (CPU runs are reproducible)", min=0, max=2**32 - 1)

@@ -343,11 +343,14 @@ def train_dataset(
     flip: bool = False,
     shift: int = 0,
     robust=None,
+    alternate_flip: bool = False,
 ):
     """Batches for epochs ``initial_epoch .. epochs-1``, ``ceil(N / batch_size)`` steps each.
 
     Epoch ``e`` is a permutation seeded by (seed, e); augmentation is seeded by (seed, e, step).
     ``robust`` is an AugmentConfig whose JPEG/blur/resize/noise keys apply (see ``augment.py``).
+    ``alternate_flip`` (with ``flip``): image i is mirrored in epoch e iff coin(i) xor (e odd), coin
+    seeded by ``seed``, so each epoch shows every image the other way round from the last.
     """
     from .augment import any_robust, flip_shift, robust_batch
 
@@ -364,11 +367,16 @@ def train_dataset(
         )
         return tf.data.Dataset.range(steps).map(lambda s: (epoch, s, perm[s * batch_size : (s + 1) * batch_size]))
 
+    coins = tf.random.stateless_uniform([n], seed=[seed, 7_919]) < 0.5 if flip and alternate_flip else None
+
     def gather(epoch, step, idx):
         x = tf.gather(images, idx)
         step_seed = tf.stack([epoch * 100_003 + step, tf.cast(seed, tf.int64)])
-        if flip or shift:
-            x = flip_shift(x, step_seed, flip, shift)
+        if coins is not None:
+            mirror = tf.math.logical_xor(tf.gather(coins, idx), tf.equal(epoch % 2, 1))
+            x = tf.where(mirror[:, None, None, None], tf.reverse(x, axis=[2]), x)
+        if (flip and coins is None) or shift:
+            x = flip_shift(x, step_seed, flip and coins is None, shift)
         if robust is not None and any_robust(robust):
             x = robust_batch(x, step_seed, robust)
         return x, tf.gather(labels, idx)[:, None]

@@ -195,12 +195,35 @@ def predict_images(model, images: np.ndarray, batch_size: int = 1024, source: st
     return out
 
 
-def predict_tta(model, images: np.ndarray, batch_size: int = 1024, tta: bool = False, source="the model") -> np.ndarray:
-    """P(FAKE); ``tta`` averages with the horizontally flipped image."""
-    p = predict_images(model, images, batch_size, source)
-    if tta:
-        p = (p + predict_images(model, np.ascontiguousarray(images[:, :, ::-1]), batch_size, source)) / 2
-    return p
+TTA_MODES = ("none", "flip", "shift")
+
+
+def tta_views(images: np.ndarray, tta: bool | str) -> list[np.ndarray]:
+    """The views of ``images`` (N, H, W, 3) that test-time augmentation averages over.
+
+    none (or False): the images; flip (or True): and their mirrors; shift: each of those two also
+    translated by one pixel down-right and one up-left (reflect padding), as in airbench: 6 views.
+    """
+    mode = {True: "flip", False: "none"}.get(tta, tta) if isinstance(tta, bool) else tta
+    if mode not in TTA_MODES:
+        raise ValueError(f"tta: got {tta!r}; expected one of {', '.join(TTA_MODES)}")
+    views = [images]
+    if mode in ("flip", "shift"):
+        views.append(np.ascontiguousarray(images[:, :, ::-1]))
+    if mode == "shift":
+        h, w = images.shape[1:3]
+        for base in list(views):
+            padded = np.pad(base, ((0, 0), (1, 1), (1, 1), (0, 0)), mode="reflect")
+            views += [np.ascontiguousarray(padded[:, :h, :w]), np.ascontiguousarray(padded[:, 2 : h + 2, 2 : w + 2])]
+    return views
+
+
+def predict_tta(
+    model, images: np.ndarray, batch_size: int = 1024, tta: bool | str = False, source="the model"
+) -> np.ndarray:
+    """P(FAKE), the mean over the views of ``tta_views(images, tta)``."""
+    views = tta_views(images, tta)
+    return np.mean([predict_images(model, v, batch_size, source) for v in views], axis=0).astype(np.float32)
 
 
 @dataclass
@@ -223,5 +246,5 @@ class Detector:
         stored = read_threshold(checkpoint)
         return cls(model, checkpoint, *(stored or (0.5, "default")))
 
-    def predict(self, images: np.ndarray, batch_size: int = 1024, tta: bool = False) -> np.ndarray:
+    def predict(self, images: np.ndarray, batch_size: int = 1024, tta: bool | str = False) -> np.ndarray:
         return predict_tta(self.model, images, batch_size, tta, self.path)

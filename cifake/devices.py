@@ -23,7 +23,7 @@ import os
 from dataclasses import dataclass
 
 from .errors import UserError
-from .tfutil import BF16_CPU_FLAGS, cpu_flags, import_keras, import_tf
+from .tfutil import BF16_CPU_FLAGS, BF16_ENV, cpu_flags, import_keras, import_tf
 
 TASK_TYPES = ("chief", "worker")  # MultiWorkerMirroredStrategy's; ps/evaluator belong to other strategies
 
@@ -156,6 +156,9 @@ def setup_devices(cfg, cluster: Cluster | None = None) -> tuple[object, str]:
         parts.append(f"CPU ({cfg.train.threads or os.cpu_count()} threads)")
     policy, why = choose_precision(cfg.train.mixed_precision, caps, cpu_flags())
     keras.mixed_precision.set_global_policy(policy)
+    forced = os.environ.get(BF16_ENV, "").strip()
+    if forced in ("0", "1") and not gpus:
+        why += f"; {BF16_ENV}={forced}: as if the CPU {'had' if forced == '1' else 'lacked'} bfloat16 units"
     parts.append(f"{policy} ({why})")
     if strategy is not None:
         n = strategy.num_replicas_in_sync

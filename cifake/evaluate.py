@@ -39,7 +39,7 @@ def evaluate(
     plots: bool = True,
     out: str | Path | None = None,
     choose_threshold: bool = False,
-    tta: bool = False,
+    tta: bool | str = False,
     corruptions: str | None = None,
     calibrate: bool = False,
 ) -> dict:
@@ -93,7 +93,7 @@ def evaluate(
     if calibrate:
         from .calibrate import calibrate as fit_and_fold
 
-        plain = p if not tta else predict_tta(model, data.images, batch_size, False, checkpoint)
+        plain = p if tta in (False, "none") else predict_tta(model, data.images, batch_size, False, checkpoint)
         report["calibration"] = cal = fit_and_fold(model, checkpoint, plain, y)
         print(
             f"calibration: temperature {cal['temperature']:.4f}, bias {cal['bias']:+.4f} fitted on val; ECE "
@@ -132,7 +132,7 @@ def evaluate(
     return report
 
 
-def robustness(model, data, spec: str, threshold: float, batch_size: int, tta: bool, source, clean: dict) -> dict:
+def robustness(model, data, spec: str, threshold: float, batch_size: int, tta: bool | str, source, clean: dict) -> dict:
     """The corruption battery on ``data``: per operation and level, accuracy, FAKE/REAL recall, ROC AUC.
 
     Images are decoded once (``data.images``); each level corrupts them all (Pillow in threads,

@@ -240,7 +240,10 @@ def export(
     try:
         tmp_out = staging / out.name
         print(f"converting {checkpoint} to {fmt}{' int8' if int8 else ''} ...", file=sys.stderr, flush=True)
-        scorer = EXPORTERS[fmt](model, tmp_out, calib)
+        from .models import float32_copy
+
+        # a model trained under mixed bfloat16 holds bf16 ops, which LiteRT cannot convert
+        scorer = EXPORTERS[fmt](float32_copy(model), tmp_out, calib)
         p_keras, keras_speed = _timed(lambda a: predict_images(model, a, 256, checkpoint), x)
         p_export, export_speed = _timed(scorer, x)
         check = parity(p_keras, p_export, y, threshold)

@@ -40,15 +40,13 @@ def model_problems(cfg: ModelConfig) -> list[str]:
         close = difflib.get_close_matches(cfg.name, list(REGISTRY), n=1)
         hint = f" Did you mean '{close[0]}'?" if close else ""
         return [f"model.name: got {cfg.name!r}; expected one of {', '.join(sorted(REGISTRY))}.{hint}"]
-    if cfg.name != "small_cnn":
+    if cfg.name not in ("small_cnn", "airbench"):
         return []
     if not cfg.filters:
-        return ["model.filters: got []; small_cnn needs at least one conv block, e.g. [32, 64, 128]"]
-    size = INPUT_SHAPE[0]
-    if cfg.stem_filters:
-        size = -(-size // cfg.stem_stride)  # 'same' padding rounds up
+        return [f"model.filters: got []; {cfg.name} needs at least one conv block, e.g. [32, 64, 128]"]
+    size = stem_size(cfg)
     for b in range(1, len(cfg.filters) + 1):
-        if cfg.pooling != "none":
+        if cfg.pooling != "none" or cfg.name == "airbench":
             if size < 2:
                 return [
                     f"model.filters: {len(cfg.filters)} blocks pool the 32x32 input below 1x1 at block {b} "
@@ -99,6 +97,52 @@ def _head(x, cfg: ModelConfig):
     return layers.Dense(1, activation="sigmoid", dtype="float32", name="p_fake")(x)
 
 
+def whiten_channels(cfg: ModelConfig) -> int:
+    """Output channels of the whitening stem: every direction of a k x k x 3 patch, and its negative."""
+    return 2 * 3 * cfg.stem_kernel**2
+
+
+def stem_size(cfg: ModelConfig) -> int:
+    """Side of the feature map after the stem (32 without one)."""
+    if cfg.stem == "whiten":
+        return (INPUT_SHAPE[0] - cfg.stem_kernel) // cfg.stem_stride + 1
+    return -(-INPUT_SHAPE[0] // cfg.stem_stride) if cfg.stem_filters else INPUT_SHAPE[0]  # 'same' rounds up
+
+
+def _stem(x, cfg: ModelConfig):
+    """The first layer, ``stem_conv``: learned (Conv-BN-act, when stem_filters > 0) or frozen whitening.
+
+    The whitening kernel starts as zeros here and is fitted to training images by ``whiten.fit_whitening``
+    before the first step; saved models carry it as ordinary weights.
+    """
+    from keras import layers
+
+    if cfg.stem == "whiten":
+        x = layers.Conv2D(
+            whiten_channels(cfg),
+            cfg.stem_kernel,
+            strides=cfg.stem_stride,
+            padding="valid",
+            kernel_initializer="zeros",
+            trainable=False,
+            name="stem_conv",
+        )(x)
+        return layers.Activation(cfg.activation, name="stem_act")(x)
+    if not cfg.stem_filters:
+        return x
+    x = layers.Conv2D(
+        cfg.stem_filters,
+        cfg.kernel_size,
+        strides=cfg.stem_stride,
+        padding="same",
+        use_bias=not cfg.batch_norm,
+        name="stem_conv",
+    )(x)
+    if cfg.batch_norm:
+        x = layers.BatchNormalization(momentum=0.9, name="stem_bn")(x)
+    return layers.Activation(cfg.activation, name="stem_act")(x)
+
+
 @register("small_cnn")
 def small_cnn(cfg: ModelConfig):
     """Conv blocks (``filters`` entries, each ``convs_per_block`` x Conv-BN-act, then 2x2 pooling) and a head."""
@@ -106,18 +150,7 @@ def small_cnn(cfg: ModelConfig):
     from keras import layers
 
     inputs, x = _input_and_rescale()
-    if cfg.stem_filters:
-        x = layers.Conv2D(
-            cfg.stem_filters,
-            cfg.kernel_size,
-            strides=cfg.stem_stride,
-            padding="same",
-            use_bias=not cfg.batch_norm,
-            name="stem_conv",
-        )(x)
-        if cfg.batch_norm:
-            x = layers.BatchNormalization(momentum=0.9, name="stem_bn")(x)
-        x = layers.Activation(cfg.activation, name="stem_act")(x)
+    x = _stem(x, cfg)
     for b, filters in enumerate(cfg.filters, 1):
         for c in range(1, cfg.convs_per_block + 1):
             x = layers.Conv2D(
@@ -133,6 +166,33 @@ def small_cnn(cfg: ModelConfig):
         elif cfg.pooling == "avg":
             x = layers.AveragePooling2D(2, name=f"block{b}_pool")(x)
     return keras.Model(inputs, _head(x, cfg), name="small_cnn")
+
+
+@register("airbench")
+def airbench(cfg: ModelConfig):
+    """An airbench-shaped net for 32x32 on CPUs: stem, then per ``filters`` entry a block of
+    Conv -> 2x2 max-pool -> BN -> act, then ``convs_per_block - 1`` x (Conv -> BN -> act), and a head.
+
+    Pooling straight after the first conv of a block (as airbench does) makes the block's other convs
+    run at a quarter of the pixels. BatchNorm learns a shift but no scale (the next conv rescales), as
+    in airbench. Under 1M parameters at the widths of configs/.
+    """
+    keras = import_keras()
+    from keras import layers
+
+    inputs, x = _input_and_rescale()
+    x = _stem(x, cfg)
+    for b, filters in enumerate(cfg.filters, 1):
+        for c in range(1, cfg.convs_per_block + 1):
+            x = layers.Conv2D(
+                filters, cfg.kernel_size, padding="same", use_bias=not cfg.batch_norm, name=f"block{b}_conv{c}"
+            )(x)
+            if c == 1:
+                x = layers.MaxPooling2D(2, name=f"block{b}_pool")(x)
+            if cfg.batch_norm:
+                x = layers.BatchNormalization(momentum=0.9, scale=False, name=f"block{b}_bn{c}")(x)
+            x = layers.Activation(cfg.activation, name=f"block{b}_act{c}")(x)
+    return keras.Model(inputs, _head(x, cfg), name="airbench")
 
 
 @register("notebook_cnn")
@@ -211,6 +271,64 @@ def mobilenet_v3_small(cfg: ModelConfig):
 def efficientnet_v2_b0(cfg: ModelConfig):
     """EfficientNetV2-B0 (keras.applications), input resized to ``model.input_size``."""
     return _transfer(cfg, "EfficientNetV2B0", "efficientnet_v2_b0")
+
+
+def float32_copy(model, weights=None):
+    """``model`` rebuilt with every layer computing in float32 (the same weights, or ``weights``).
+
+    A run trained under mixed bfloat16/float16 saves its ``best.keras`` through this, so the shipped
+    file scores the same on every CPU (no emulated bfloat16 on one without the units) and converts to
+    LiteRT, which has no bfloat16 kernels. Returns ``model`` itself when it already computes in
+    float32 and no other weights are given.
+    """
+    keras = import_keras()
+
+    mixed = any(layer.dtype_policy.name != "float32" for layer in _all_layers(model))
+    if not mixed and weights is None:
+        return model
+
+    def clone(layer):
+        config = layer.get_config()
+        config["dtype"] = "float32"
+        return layer.__class__.from_config(config)
+
+    copy = keras.models.clone_model(model, clone_function=clone if mixed else None, recursive=True)
+    copy.set_weights(model.get_weights() if weights is None else weights)
+    return copy
+
+
+def _all_layers(model):
+    for layer in model.layers:
+        yield layer
+        if hasattr(layer, "layers"):
+            yield from _all_layers(layer)
+
+
+def macs(model) -> int:
+    """Multiply-accumulates of one forward pass of one image: Conv2D, DepthwiseConv2D and Dense layers.
+
+    The figure that decides speed on a CPU (parameters do not: a conv at 32x32 costs 16x one at 8x8).
+    Elementwise layers (BN, activations, pooling) are left out, as is usual.
+    """
+    keras = import_keras()
+    layers = keras.layers
+    total = 0
+    for layer in _all_layers(model):
+        if isinstance(layer, (layers.Conv2D, layers.DepthwiseConv2D, layers.Dense)):
+            out = layer.output.shape
+            pixels = int(out[1]) * int(out[2]) if len(out) == 4 else 1
+            kernel = layer.kernel.shape
+            per_output = int(kernel[0]) * int(kernel[1]) * (int(kernel[2]) if len(kernel) == 4 else 1)
+            if isinstance(layer, layers.DepthwiseConv2D):
+                per_output = int(kernel[0]) * int(kernel[1])
+            elif isinstance(layer, layers.Dense):
+                per_output = int(kernel[0])
+            total += pixels * int(out[-1]) * per_output
+    return total
+
+
+def describe_macs(n: int) -> str:
+    return f"{n / 1e6:.2f}M multiply-accumulates per image"
 
 
 def summary_text(model) -> str:

@@ -127,7 +127,7 @@ Row = tuple[str, float, str, int, int]  # path, P(FAKE), label, width, height
 
 
 def score_chunks(
-    files: list[str], detector: Detector, batch_size: int = 1024, tta: bool = False, chunk: int | None = None
+    files: list[str], detector: Detector, batch_size: int = 1024, tta: bool | str = False, chunk: int | None = None
 ) -> Iterator[tuple[list[Row], list[tuple[str, str]]]]:
     """(rows, unreadable) per chunk of ``files``, in input order, with bounded memory.
 
@@ -157,7 +157,7 @@ def predict_files(
     model_path: str | Path | None = None,
     threshold: float | None = None,
     batch_size: int = 1024,
-    tta: bool = False,
+    tta: bool | str = False,
 ) -> tuple[list[Row], list[tuple[str, str]], float]:
     """Score ``files``: ([(path, p_fake, label, width, height)], [(unreadable path, why)], threshold used)."""
     detector = Detector.load(model_path, threshold)

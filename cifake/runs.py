@@ -23,11 +23,12 @@ def run_summary(run_dir: Path) -> dict:
     metrics_file = run_dir / "metrics.json"
     metrics = json.loads(metrics_file.read_text()) if metrics_file.is_file() else {}
     best = max(rows, key=lambda r: r["val_accuracy"]) if rows else None
-    widths = "/".join(str(f) for f in cfg.model.filters) if cfg.model.name == "small_cnn" else ""
+    widths = "/".join(str(f) for f in cfg.model.filters) if cfg.model.name in ("small_cnn", "airbench") else ""
     return {
         "name": run_dir.name,
         "model": f"{cfg.model.name}{f' {widths}' if widths else ''}",
         "parameters": metrics.get("parameters"),
+        "macs": metrics.get("macs"),
         "epochs": len(rows),
         "planned": cfg.train.epochs,
         "best_val_accuracy": best["val_accuracy"] if best else None,
@@ -45,15 +46,16 @@ def find_runs(runs_dir: Path) -> list[Path]:
 
 def table(summaries: list[dict]) -> str:
     lines = [
-        f"{'run':<24} {'model':<22} {'params':>9} {'epochs':>7} {'best val acc':>12} {'at':>4} {'train time':>10}  state"
+        f"{'run':<24} {'model':<22} {'params':>9} {'MACs':>7} {'epochs':>7} {'best val acc':>12} {'at':>4} {'train time':>10}  state"
     ]
     for s in summaries:
         params = f"{s['parameters']:,}" if isinstance(s["parameters"], int) else "?"
+        macs = f"{s['macs'] / 1e6:.1f}M" if isinstance(s.get("macs"), int) else "?"
         acc = f"{s['best_val_accuracy']:.4f}" if s["best_val_accuracy"] is not None else "-"
         epochs = f"{s['epochs']}/{s['planned']}"
         state = "finished" if s["finished"] else "unfinished"
         lines.append(
-            f"{s['name'][:24]:<24} {s['model'][:22]:<22} {params:>9} {epochs:>7} {acc:>12} "
+            f"{s['name'][:24]:<24} {s['model'][:22]:<22} {params:>9} {macs:>7} {epochs:>7} {acc:>12} "
             f"{s['best_epoch'] or '-':>4} {duration(s['seconds']):>10}  {state}"
         )
     return "\n".join(lines)

@@ -26,6 +26,8 @@ def lr_at(step: int, total_steps: int, steps_per_epoch: int, cfg) -> float:
         return peak * (step + 1) / warm
     if cfg.schedule == "constant":
         return peak
+    if cfg.schedule == "triangle":
+        return peak * max(0.0, (total_steps - step) / max(1, total_steps - warm))
     t = min(1.0, (step - warm) / max(1, total_steps - warm))
     return peak * (1 + math.cos(math.pi * t)) / 2
 

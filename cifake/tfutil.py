@@ -70,15 +70,29 @@ def import_keras():
 
 
 BF16_CPU_FLAGS = ("amx_bf16", "avx512_bf16")  # /proc/cpuinfo names of the units that make bfloat16 pay
+# CIFAKE_CPU_BF16=1 makes cifake treat the CPU as one with bfloat16 units (auto then trains in mixed
+# bfloat16, emulated and slow where the units are missing); =0 as one without. Lets the test suite
+# and CI run as if on the other kind of CPU.
+BF16_ENV = "CIFAKE_CPU_BF16"
 
 
 def cpu_flags(cpuinfo: str = "/proc/cpuinfo") -> set[str]:
-    """The CPU's feature flags as Linux lists them (empty where /proc/cpuinfo does not exist)."""
+    """The CPU's feature flags as Linux lists them (empty where /proc/cpuinfo does not exist).
+
+    ``CIFAKE_CPU_BF16`` (see BF16_ENV) adds or removes the bfloat16 flags.
+    """
+    flags: set[str] = set()
     try:
         with open(cpuinfo) as f:
             for line in f:
                 if line.startswith("flags"):
-                    return set(line.split(":", 1)[1].split())
+                    flags = set(line.split(":", 1)[1].split())
+                    break
     except OSError:
         pass
-    return set()
+    forced = os.environ.get(BF16_ENV, "").strip()
+    if forced == "1":
+        flags |= {"avx512_bf16"}
+    elif forced == "0":
+        flags -= set(BF16_CPU_FLAGS)
+    return flags

@@ -22,7 +22,7 @@ from pathlib import Path
 from .config import Config, check_run_name, config_from_dict, load_config, read_yaml
 from .devices import build_for_replicas, cluster_from_env, setup_devices
 from .errors import UserError
-from .models import check_model_config
+from .models import check_model_config, describe_macs, float32_copy, macs
 from .progress import duration, progress_callback
 from .rundir import (
     COLUMNS,
@@ -49,11 +49,13 @@ def make_optimizer(cfg):
     keras = import_keras()
 
     t = cfg.train
+    # train.ema: Keras keeps the average in the optimizer, so last.keras carries it and resume is exact
+    ema = {"use_ema": True, "ema_momentum": t.ema} if t.ema else {}
     if t.optimizer == "adam":
-        return keras.optimizers.Adam(t.lr)
+        return keras.optimizers.Adam(t.lr, **ema)
     if t.optimizer == "adamw":
-        return keras.optimizers.AdamW(t.lr, weight_decay=t.weight_decay)
-    return keras.optimizers.SGD(t.lr, momentum=t.momentum, nesterov=True, weight_decay=t.weight_decay or None)
+        return keras.optimizers.AdamW(t.lr, weight_decay=t.weight_decay, **ema)
+    return keras.optimizers.SGD(t.lr, momentum=t.momentum, nesterov=True, weight_decay=t.weight_decay or None, **ema)
 
 
 def compile_model(model, cfg) -> None:
@@ -68,7 +70,22 @@ def compile_model(model, cfg) -> None:
             keras.metrics.Recall(name="recall"),
             keras.metrics.AUC(name="auc"),
         ],
+        jit_compile={"auto": "auto", "on": True, "off": False}[cfg.train.jit_compile],
     )
+
+
+def averaged_weights(model) -> list | None:
+    """The model's weights with the trainable ones replaced by the optimizer's moving average (train.ema),
+    in ``model.get_weights()`` order; None when the optimizer keeps no average.
+
+    Reads the same optimizer attributes as ``keras.callbacks.SwapEMAWeights``; keras is pinned to the
+    tested minor version for this reason.
+    """
+    opt = model.optimizer
+    if not getattr(opt, "use_ema", False) or not hasattr(opt, "_model_variables_moving_average"):
+        return None
+    average = {id(v): a for v, a in zip(opt._trainable_variables, opt._model_variables_moving_average, strict=True)}
+    return [average.get(id(v), v).numpy() for v in model.weights]
 
 
 def is_better(monitor: str, value: float, best: float | None) -> bool:
@@ -143,7 +160,8 @@ def _callback(run_dir: Path, cfg: Config, rows: list[dict[str, float]]):
                 return
             if is_better(cfg.train.monitor, row[cfg.train.monitor], self.best):
                 self.best, self.since = row[cfg.train.monitor], 0
-                atomic_save(self.model, run_dir / "best.keras")
+                # portable (float32 compute), with the averaged weights that were just validated (train.ema)
+                atomic_save(float32_copy(self.model, averaged_weights(self.model)), run_dir / "best.keras")
                 mark = " *"
             else:
                 self.since += 1
@@ -189,9 +207,12 @@ def train(cfg: Config, run_dir: Path | None = None, *, resume: bool = False, con
         )
     chief = cluster is None or cluster.is_chief
     scratch = None if chief else Path(tempfile.mkdtemp(prefix="cifake-worker-"))
+    keras = import_keras()
+    policy = keras.mixed_precision.global_policy()  # setup_devices sets the run's; the caller keeps its own
     try:
         return _train(cfg, run_dir, resume, config_changed, cluster, scratch)
     finally:
+        keras.mixed_precision.set_global_policy(policy)
         if scratch is not None:
             shutil.rmtree(scratch, ignore_errors=True)
 
@@ -232,6 +253,10 @@ def _train(cfg: Config, run_dir, resume: bool, config_changed: bool, cluster, sc
             model = build_model(cfg.model)  # a shape Keras cannot build fails here, before the run directory
             if cfg.model.init:
                 init_from(model, cfg.model.init)
+            elif cfg.model.stem == "whiten":
+                from .whiten import fit_whitening
+
+                fit_whitening(model, train_split.images, cfg.train.seed)
             compile_model(model, cfg)
     if scratch is not None:  # a worker that is not the chief: its copies go to a folder it removes
         run_dir = scratch
@@ -251,12 +276,12 @@ def _train(cfg: Config, run_dir, resume: bool, config_changed: bool, cluster, sc
     )
     if initial_epoch:
         print(f"resuming after epoch {initial_epoch}", flush=True)
-    print(f"model: {model.name}, {model.count_params():,} parameters", flush=True)
+    print(f"model: {model.name}, {model.count_params():,} parameters, {describe_macs(macs(model))}", flush=True)
 
     if strategy.num_replicas_in_sync > 1:
         build_for_replicas(model, strategy)
     callback = _callback(run_dir, cfg, rows)
-    extra = []
+    extra = [keras.callbacks.SwapEMAWeights()] if cfg.train.ema else []  # validation sees the average
     if cfg.train.tensorboard and importlib.util.find_spec("tensorboard") is None:
         print("note: tensorboard is not installed (pip install tensorboard): no event files", file=sys.stderr)
     elif cfg.train.tensorboard:  # event files: tensorboard --logdir runs
@@ -278,6 +303,7 @@ def _train(cfg: Config, run_dir, resume: bool, config_changed: bool, cluster, sc
                         epochs=end,
                         initial_epoch=start,
                         flip=cfg.augment.flip,
+                        alternate_flip=cfg.augment.alternate_flip,
                         shift=cfg.augment.shift,
                         robust=cfg.augment,
                     ),
@@ -362,6 +388,7 @@ def finish(run_dir: Path, val_split, cfg: Config, rows: list[dict[str, float]]) 
         "epochs_run": len(rows),
         "train_seconds": sum(r["seconds"] for r in rows),
         "parameters": best.count_params(),
+        "macs": macs(best),
         "threshold": 0.5,
     }
     try:
@@ -417,7 +444,9 @@ def run_cli(args) -> int:
     if summary:
         from .models import build_model, summary_text
 
-        print(summary_text(build_model(cfg.model)))
+        model = build_model(cfg.model)
+        print(summary_text(model))
+        print(f"{model.count_params():,} parameters, {describe_macs(macs(model))}")
         return 0
     train(cfg)
     return 0

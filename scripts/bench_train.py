@@ -1,24 +1,28 @@
 #!/usr/bin/env python
-"""Training benchmark: the Keras-notebook baseline beside a cifake recipe, same split, one run.
+"""Training frontier: the Keras-notebook baseline beside any number of cifake recipes, same split, one run.
 
-    python scripts/bench_train.py --data-dir data/cifake --config configs/small_cnn.yaml
+    python scripts/bench_train.py --data-dir data/cifake \
+        --config configs/fast.yaml --config configs/small_cnn.yaml --json bench.json --plot docs/frontier.png
 
-Contenders, each trained until it reaches --target validation accuracy and then --budget-s more
-seconds at most (or its configured epochs, for the recipe):
+Contenders (the baseline once, then each --config in order):
   baseline  the notebook users start from: keras.utils.image_dataset_from_directory (JPEGs decoded
             every epoch), batch 32, Rescaling, 2 x (Conv2D 32 + MaxPool), Flatten, Dense 64,
-            Dense 1 sigmoid, Adam 1e-3 (cifake's `notebook_cnn` model).
-  cifake    the recipe given by --config, through cifake's own loader (a cold decode, no cache) and
-            trainer pieces (model, optimizer, schedule, augmentation).
-Both see the same images: the baseline reads a folder of symlinks to cifake's training split.
-The clock covers data loading and training steps; validation checks (every --eval-every of an
-epoch, on the same 10,000 validation images) pause it. Printed per contender: training images/s,
-seconds to the target, validation accuracy at the end, parameters.
+            Dense 1 sigmoid, Adam 1e-3 (cifake's `notebook_cnn` model), until it reaches the
+            highest of --targets it can within --baseline-epochs.
+  <stem>    each recipe, through cifake's own loader (a cold decode, no cache) and trainer pieces
+            (model, whitening stem, optimizer with EMA, schedule, augmentation), for its configured
+            epochs; validation uses the averaged weights when train.ema is on, as cifake train does.
+Every contender sees the same images: the baseline reads a folder of symlinks to cifake's training
+split. The clock covers data loading and training steps; validation checks (every --eval-every of an
+epoch, on the same validation images) pause it. Printed per contender: parameters, multiply-
+accumulates per image, training images/s, seconds to each of --targets, final and best accuracy.
+Speed is only comparable within one run (same machine, same load): compare ratios to the baseline.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import os
 import shutil
@@ -27,6 +31,8 @@ import time
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+TARGETS = (0.93, 0.95, 0.97, 0.98)
 
 
 class Clock:
@@ -41,34 +47,41 @@ class Clock:
         self.total += time.perf_counter() - self.started
         self.started = None
 
-    def now(self) -> float:
-        return self.total + (time.perf_counter() - self.started if self.started else 0.0)
 
+def make_probe(keras, clock: Clock, val_x, val_y, steps_per_epoch: int, args, stop_after_first: bool, log: list):
+    """Callback: every ``args.eval_every`` epochs, pause the clock and measure validation accuracy (with the
+    averaged weights when the optimizer keeps them); with ``stop_after_first``, stop --budget-s after the
+    first target is reached (the baseline only has to give B)."""
+    from cifake.train import averaged_weights
 
-def make_probe(
-    keras, clock: Clock, val_x, val_y, steps_per_epoch: int, every: float, target: float, budget_after: float, log: list
-):
-    """Callback: every ``every`` epochs, pause the clock, measure val accuracy, stop when done."""
-    interval = max(1, round(every * steps_per_epoch))
+    interval = max(1, round(args.eval_every * steps_per_epoch))
 
     class Probe(keras.callbacks.Callback):
         def __init__(self):
             super().__init__()
             self.step = 0
-            self.hit = None
+            self.hits: dict[float, float] = {}
 
         def on_train_batch_end(self, batch, logs=None):
             self.step += 1
             if self.step % interval:
                 return
             clock.stop()
+            averaged = averaged_weights(self.model)
+            live = self.model.get_weights() if averaged is not None else None
+            if averaged is not None:
+                self.model.set_weights(averaged)
             p = self.model.predict(val_x, batch_size=1024, verbose=0).ravel()
+            if live is not None:
+                self.model.set_weights(live)
             acc = float(((p >= 0.5) == val_y.astype(bool)).mean())
             log.append((self.step / steps_per_epoch, clock.total, acc))
             print(f"    epoch {self.step / steps_per_epoch:5.2f}  {clock.total:7.1f}s  val acc {acc:.4f}", flush=True)
-            if self.hit is None and acc >= target:
-                self.hit = clock.total
-            if self.hit is not None and clock.total - self.hit >= budget_after:
+            for t in args.targets:
+                if t not in self.hits and acc >= t:
+                    self.hits[t] = clock.total
+            first = min(self.hits.values()) if self.hits else None
+            if stop_after_first and first is not None and clock.total - first >= args.budget_s:
                 self.model.stop_training = True
             clock.start()
 
@@ -89,6 +102,7 @@ def run_baseline(args, splits, val_x, val_y, tmp: Path) -> dict:
     from cifake.config import ModelConfig
     from cifake.models import build_model
 
+    keras.mixed_precision.set_global_policy("float32")  # a notebook user's default
     train_dir = link_split(splits["train"], tmp / "train")
     keras.utils.set_random_seed(0)
     clock, log = Clock(), []
@@ -106,25 +120,28 @@ def run_baseline(args, splits, val_x, val_y, tmp: Path) -> dict:
     model = build_model(ModelConfig(name="notebook_cnn"))
     model.compile(keras.optimizers.Adam(1e-3), "binary_crossentropy", metrics=["accuracy"])
     steps = math.ceil(len(splits["train"]) / 32)
-    probe = make_probe(keras, clock, val_x, val_y, steps, args.eval_every, args.target, args.budget_s, log)
+    probe = make_probe(keras, clock, val_x, val_y, steps, args, True, log)
     model.fit(ds, epochs=args.baseline_epochs, callbacks=[probe], verbose=0)
     clock.stop()
-    return summarize("baseline (notebook)", model, log, probe, clock, steps * 32)
+    return summarize("baseline", None, model, log, probe, clock, steps * 32, "float32")
 
 
-def run_cifake(args, splits, val_x, val_y) -> dict:
+def run_recipe(args, config: str, val_x, val_y) -> dict:
     import keras
 
     from cifake.config import load_config
     from cifake.data import load_splits, train_dataset
+    from cifake.devices import setup_devices
     from cifake.models import build_model
     from cifake.schedule import lr_callback
     from cifake.train import compile_model
+    from cifake.whiten import fit_whitening
 
     cfg = load_config(
-        args.config,
-        [f"data.dir={args.data_dir}", f"data.fraction={args.fraction}", "data.cache=false", *args.overrides],
+        config, [f"data.dir={args.data_dir}", f"data.fraction={args.fraction}", "data.cache=false", *args.overrides]
     )
+    _, devices = setup_devices(cfg)  # the precision cifake train would pick (train.mixed_precision)
+    print(f"    devices: {devices}", flush=True)
     keras.utils.set_random_seed(cfg.train.seed)
     clock, log = Clock(), []
     clock.start()
@@ -132,10 +149,19 @@ def run_cifake(args, splits, val_x, val_y) -> dict:
     bs = cfg.train.batch_size
     steps = math.ceil(len(split) / bs)
     model = build_model(cfg.model)
+    if cfg.model.stem == "whiten":
+        fit_whitening(model, split.images, cfg.train.seed)
     compile_model(model, cfg)
-    probe = make_probe(keras, clock, val_x, val_y, steps, args.eval_every, args.target, args.budget_s, log)
+    probe = make_probe(keras, clock, val_x, val_y, steps, args, False, log)
     ds = train_dataset(
-        split, bs, seed=cfg.train.seed, epochs=cfg.train.epochs, flip=cfg.augment.flip, shift=cfg.augment.shift
+        split,
+        bs,
+        seed=cfg.train.seed,
+        epochs=cfg.train.epochs,
+        flip=cfg.augment.flip,
+        alternate_flip=cfg.augment.alternate_flip,
+        shift=cfg.augment.shift,
+        robust=cfg.augment,
     )
     model.fit(
         ds,
@@ -146,73 +172,166 @@ def run_cifake(args, splits, val_x, val_y) -> dict:
         shuffle=False,
     )
     clock.stop()
-    return summarize(f"cifake {Path(args.config).stem}", model, log, probe, clock, steps * bs)
+    precision = keras.mixed_precision.global_policy().name
+    keras.mixed_precision.set_global_policy("float32")
+    return summarize(Path(config).stem, config, model, log, probe, clock, steps * bs, precision)
 
 
-def summarize(name, model, log, probe, clock, images_per_epoch) -> dict:
+def summarize(name, config, model, log, probe, clock, images_per_epoch, precision: str) -> dict:
+    from cifake.models import macs
+
     epochs = log[-1][0] if log else 0.0
     return {
         "name": name,
+        "config": config,
         "params": model.count_params(),
-        "img_s": epochs * images_per_epoch / clock.total,
-        "to_target": probe.hit,
-        "final": log[-1][2] if log else float("nan"),
-        "best": max(a for _, _, a in log) if log else float("nan"),
-        "seconds": clock.total,
+        "macs": macs(model),
+        "precision": precision,
+        "images_per_second": round(epochs * images_per_epoch / clock.total, 1),
+        "seconds_to": {f"{t:.2f}": (round(probe.hits[t], 1) if t in probe.hits else None) for t in TARGETS},
+        "final_val_accuracy": log[-1][2] if log else None,
+        "best_val_accuracy": max(a for _, _, a in log) if log else None,
+        "seconds": round(clock.total, 1),
         "epochs": epochs,
+        "curve": [[round(e, 3), round(s, 2), round(a, 5)] for e, s, a in log],
     }
+
+
+def machine() -> str:
+    import tensorflow as tf
+
+    from cifake.devices import choose_precision
+    from cifake.tfutil import cpu_flags
+
+    model = "unknown CPU"
+    try:
+        with open("/proc/cpuinfo") as f:
+            model = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), model)
+    except OSError:
+        pass
+    auto = choose_precision("auto", [], cpu_flags())[0]
+    gpus = len(tf.config.list_physical_devices("GPU"))
+    return (
+        f"{model}, {os.cpu_count()} cores, GPUs: {gpus}, TensorFlow {tf.__version__}; auto precision on the CPU: {auto}"
+    )
+
+
+def print_table(result: dict) -> None:
+    rows = result["contenders"]
+    base = next((r for r in rows if r["name"] == "baseline"), None)
+    b = base["seconds_to"]["0.93"] if base else None
+    print(f"\nmachine: {result['machine']}")
+    print(f"data: {result['data']}")
+    head = f"{'contender':<16} {'params':>9} {'MMACs':>6} {'img/s':>7}"
+    head += "".join(f" {'s to ' + format(t, '.0%'):>9}" for t in TARGETS)
+    print(head + f" {'final':>7} {'best':>7} {'epochs':>6}")
+    for r in rows:
+        line = f"{r['name']:<16} {r['params']:>9,} {r['macs'] / 1e6:>6.2f} {r['images_per_second']:>7,.0f}"
+        for t in TARGETS:
+            s = r["seconds_to"][f"{t:.2f}"]
+            line += f" {(f'{s:.1f}' if s is not None else '-'):>9}"
+        print(line + f" {r['final_val_accuracy'] or 0:>7.4f} {r['best_val_accuracy'] or 0:>7.4f} {r['epochs']:>6.2f}")
+    if b:
+        print(f"\nB = the baseline's seconds to 93% = {b:.1f} s; each recipe as a multiple of B:")
+        for r in rows:
+            if r is base:
+                continue
+            parts = [
+                f"{t:.0%} at {r['seconds_to'][f'{t:.2f}'] / b:.2f}B"
+                for t in TARGETS
+                if r["seconds_to"][f"{t:.2f}"] is not None
+            ]
+            print(f"  {r['name']:<16} {', '.join(parts) or 'no target reached'}")
+
+
+def plot(result: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 5))
+    for r in result["contenders"]:
+        if r["curve"]:
+            _, secs, accs = zip(*r["curve"], strict=True)
+            ax.plot(
+                secs,
+                accs,
+                marker=".",
+                label=f"{r['name']} ({r['params'] / 1e3:.0f}k params, {r['macs'] / 1e6:.1f}M MACs)",
+            )
+    for t in TARGETS:
+        ax.axhline(t, color="grey", lw=0.5, ls=":")
+    base = next((r for r in result["contenders"] if r["name"] == "baseline"), None)
+    if base and base["seconds_to"]["0.93"]:
+        b = base["seconds_to"]["0.93"]
+        for mult, label in ((0.2, "B/5"), (3, "3B"), (20, "20B")):
+            ax.axvline(mult * b, color="tab:red", lw=0.6, ls="--")
+            ax.text(mult * b, 0.905, f" {label}", color="tab:red", fontsize=8)
+    ax.set_xscale("log")
+    ax.set_ylim(0.9, 1.0)
+    ax.set_xlabel("seconds of data loading and training (validation pauses excluded), log scale")
+    ax.set_ylabel("validation accuracy")
+    ax.set_title(f"cifake training frontier\n{result['machine']}", fontsize=8)
+    ax.legend(fontsize=8, loc="lower right")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    print(f"wrote {path}")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data-dir", default="data/cifake")
-    ap.add_argument("--config", default="configs/small_cnn.yaml")
-    ap.add_argument("overrides", nargs="*", help="key=value overrides for the cifake recipe")
-    ap.add_argument("--target", type=float, default=0.93, help="validation accuracy to time")
     ap.add_argument(
-        "--budget-s", type=float, default=0.0, help="seconds to keep training after the target (0: stop at the target)"
+        "--config", action="append", help="a recipe to time (repeat for several); default: configs/small_cnn.yaml"
+    )
+    ap.add_argument("overrides", nargs="*", help="key=value overrides applied to every recipe")
+    ap.add_argument(
+        "--budget-s", type=float, default=0.0, help="seconds the baseline keeps training after 93%% (0: stop there)"
     )
     ap.add_argument("--baseline-epochs", type=int, default=10, help="most epochs the baseline gets")
+    ap.add_argument("--no-baseline", action="store_true", help="time the recipes only (no B: quick checks)")
     ap.add_argument("--eval-every", type=float, default=0.25, help="validation check interval, in epochs")
-    ap.add_argument("--only", choices=("baseline", "cifake"), help="run one contender")
     ap.add_argument("--fraction", type=float, default=1.0, help="share of the train split (quick checks only)")
+    ap.add_argument("--json", type=Path, help="write the figures (and curves) to this JSON file")
+    ap.add_argument("--plot", type=Path, help="draw validation accuracy against seconds to this PNG")
+    ap.add_argument("--from-json", type=Path, help="print and plot an earlier --json file instead of training")
     args = ap.parse_args()
+    args.targets = TARGETS
 
-    import tensorflow as tf
+    if args.from_json:
+        result = json.loads(args.from_json.read_text())
+        print_table(result)
+        if args.plot:
+            plot(result, args.plot)
+        return
 
     from cifake.config import DataConfig
     from cifake.data import load_splits
 
-    splits = load_splits(
-        DataConfig(dir=args.data_dir, fraction=args.fraction), progress=False
-    )  # warm cache: only for the split and val arrays
+    splits = load_splits(DataConfig(dir=args.data_dir, fraction=args.fraction), progress=False)  # split + val arrays
     val_x, val_y = splits["val"].images, splits["val"].labels
-    results = []
+    result = {
+        "machine": machine(),
+        "date": time.strftime("%Y-%m-%d"),
+        "data": f"train {len(splits['train']):,} / val {len(val_y):,} images from {args.data_dir}",
+        "contenders": [],
+    }
     with tempfile.TemporaryDirectory() as tmp:
-        for who in ("baseline", "cifake"):
-            if args.only and who != args.only:
-                continue
-            print(f"\n== {who}", flush=True)
-            results.append(
-                run_baseline(args, splits, val_x, val_y, Path(tmp))
-                if who == "baseline"
-                else run_cifake(args, splits, val_x, val_y)
-            )
+        if not args.no_baseline:
+            print("\n== baseline", flush=True)
+            result["contenders"].append(run_baseline(args, splits, val_x, val_y, Path(tmp)))
             shutil.rmtree(Path(tmp) / "train", ignore_errors=True)
-    print(
-        f"\nmachine: {os.cpu_count()} CPU cores, GPUs: {len(tf.config.list_physical_devices('GPU'))}, TensorFlow {tf.__version__}; "
-        f"train {len(splits['train']):,} / val {len(val_y):,} images from {args.data_dir}"
-    )
-    print(
-        f"{'contender':<26} {'params':>9} {'train img/s':>11} {f's to {args.target:.0%}':>9} {'val acc end':>11} {'best':>7} {'epochs':>6} {'seconds':>8}"
-    )
-    for r in results:
-        hit = f"{r['to_target']:.1f}" if r["to_target"] is not None else "never"
-        print(
-            f"{r['name']:<26} {r['params']:>9,} {r['img_s']:>11,.0f} {hit:>9} {r['final']:>11.4f} {r['best']:>7.4f} {r['epochs']:>6.2f} {r['seconds']:>8.1f}"
-        )
-    if len(results) == 2 and all(r["to_target"] for r in results):
-        print(f"speed-up to {args.target:.0%}: {results[0]['to_target'] / results[1]['to_target']:.1f}x")
+    for config in args.config or ["configs/small_cnn.yaml"]:
+        print(f"\n== {Path(config).stem} ({config})", flush=True)
+        result["contenders"].append(run_recipe(args, config, val_x, val_y))
+        if args.json:  # after every contender: a long run that dies keeps what it measured
+            args.json.write_text(json.dumps(result, indent=1) + "\n")
+    print_table(result)
+    if args.plot:
+        plot(result, args.plot)
 
 
 if __name__ == "__main__":

@@ -144,3 +144,9 @@ def test_keyboard_interrupt_exit_130(monkeypatch):
 def test_bad_option_values_exit_2(argv, expected, capsys):
     assert main(argv) == 2
     assert expected in capsys.readouterr().err
+
+
+def test_options_are_not_matched_by_prefix(capsys):
+    """A stray '--d' (a typo, or a file name) is an error, never --debug or another option by abbreviation."""
+    assert main(["config", "--d"]) == 2
+    assert "unrecognized arguments: --d" in capsys.readouterr().err

@@ -169,3 +169,18 @@ def test_serve_scores_with_a_tflite_model_without_gradcam(tmp_path):
     assert [r[0] for r in rows] == ["u0.png", "u1.png", "u2.png"] and all(0 <= r[1] <= 1 for r in rows)
     assert all("no Grad-CAM for .tflite" in caption for _, caption in gallery)
     assert "Scored 3 image(s)" in status
+
+
+def test_a_model_trained_in_bfloat16_exports_to_litert(tmp_path, capsys):
+    """Forced bf16 (native or emulated): last.keras keeps bf16 ops, which LiteRT cannot convert; export
+    converts a float32 copy and checks it against the file."""
+    data = make_dataset(tmp_path / "cifake", per_class=40)
+    args = ["train", "--config", str(REPO / "configs" / "smoke.yaml"), f"data.dir={data}"]
+    args += [f"train.runs_dir={tmp_path / 'runs'}", "data.fraction=1.0", "train.epochs=1", "train.batch_size=16"]
+    assert main([*args, "train.mixed_precision=bf16", "--name", "b"]) == 0
+    out = tmp_path / "b.tflite"
+    last = tmp_path / "runs" / "b" / "last.keras"
+    assert main(["export", str(last), "--format", "litert", "--out", str(out)]) == 0
+    card = _card(out)
+    assert card["label_agreement"] >= 0.9 and card["max_abs_delta"] <= 0.05  # bf16 Keras vs float32 LiteRT
+    assert LiteModel(out).predict(np.zeros((2, 32, 32, 3), np.uint8)).shape == (2,)

@@ -22,6 +22,9 @@ REPO = Path(__file__).resolve().parents[1]
 # 80 per class -> 128 train / 32 val (smoke.yaml's val_fraction 0.2): 4 global batches of 32, no remainder
 SETTINGS = ["data.fraction=1.0", "train.epochs=2", "train.batch_size=32", "train.optimizer=sgd", "train.lr=0.05"]
 SETTINGS += ["model.batch_norm=false", "train.schedule=constant"]  # plain SGD: gradient scaling errors would show
+# float32 on every CPU: the comparison below is of summation order (1e-4), which bfloat16's 8-bit
+# mantissa (chosen by auto on CPUs with bf16 units) would swamp
+SETTINGS += ["train.mixed_precision=off"]
 
 
 def free_ports(n: int) -> list[int]:

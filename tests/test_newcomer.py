@@ -87,9 +87,9 @@ def test_runs_table_and_compare(runs, capsys):
     out = capsys.readouterr().out
     rows = {line.split()[0]: line for line in out.splitlines()[1:4]}
     assert set(rows) == {"a", "b", "c"}
-    assert re.search(r"small_cnn 16/32 +[\d,]+ +3/3 +\d\.\d{4} +\d .* finished$", rows["a"])
+    assert re.search(r"small_cnn 16/32 +[\d,]+ +\d+\.\dM +3/3 +\d\.\d{4} +\d .* finished$", rows["a"])  # MACs
     assert re.search(r"small_cnn 8/16 .* 2/2 .* finished$", rows["b"])
-    assert re.search(r" \? +1/3 .* unfinished$", rows["c"])  # no metrics.json yet: parameters unknown
+    assert re.search(r" \? +\? +1/3 .* unfinished$", rows["c"])  # no metrics.json yet: parameters, MACs unknown
     png = runs / "compare.png"
     assert main(["runs", str(runs / "runs"), "--compare", "a", "b", str(runs / "runs" / "c"), "--out", str(png)]) == 0
     assert png.stat().st_size > 10_000
