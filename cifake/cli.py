@@ -397,7 +397,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_config_args(p)
     p.add_argument("--reference", action="store_true", help="list every key with its default and meaning")
-    p.add_argument("--summary", action="store_true", help="also build the model and print its layers")
+    p.add_argument(
+        "--markdown", action="store_true", help="with --reference: as the Markdown page docs/config.md holds"
+    )
+    p.add_argument(
+        "--summary",
+        action="store_true",
+        help="also build the model and print its layers, parameters and multiply-accumulates per image",
+    )
     return parser
 
 
@@ -405,8 +412,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _cmd_config(args: argparse.Namespace) -> int:
-    from .config import load_config, reference
+    from .config import load_config, reference, reference_markdown
 
+    if args.markdown and not args.reference:
+        raise UserError("--markdown formats --reference: cifake config --reference --markdown")
+    if args.reference and args.markdown:
+        print(reference_markdown(), end="")
+        return 0
     if args.reference:
         rows = reference()
         width = max(len(k) for k, _, _ in rows)
@@ -419,9 +431,11 @@ def _cmd_config(args: argparse.Namespace) -> int:
     check_model_config(cfg.model)
     print(cfg.to_yaml(), end="")
     if args.summary:
-        from .models import build_model, summary_text
+        from .models import build_model, describe_macs, macs, summary_text
 
-        print(summary_text(build_model(cfg.model)), file=sys.stderr)
+        model = build_model(cfg.model)
+        print(summary_text(model), file=sys.stderr)
+        print(f"{model.count_params():,} parameters, {describe_macs(macs(model))}", file=sys.stderr)
     return 0
 
 

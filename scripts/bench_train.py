@@ -15,7 +15,8 @@ Contenders (the baseline once, then each --config in order):
 Every contender sees the same images: the baseline reads a folder of symlinks to cifake's training
 split. The clock covers data loading and training steps; validation checks (every --eval-every of an
 epoch, on the same validation images) pause it. Printed per contender: parameters, multiply-
-accumulates per image, training images/s, seconds to each of --targets, final and best accuracy.
+accumulates per image, training images/s, seconds to each of --targets, final and best accuracy, and
+the final model's accuracy with test-time augmentation (flip: 2 views, shift: 6), clock stopped.
 Speed is only comparable within one run (same machine, same load): compare ratios to the baseline.
 """
 
@@ -74,7 +75,7 @@ def make_probe(keras, clock: Clock, val_x, val_y, steps_per_epoch: int, args, st
             p = self.model.predict(val_x, batch_size=1024, verbose=0).ravel()
             if live is not None:
                 self.model.set_weights(live)
-            acc = float(((p >= 0.5) == val_y.astype(bool)).mean())
+            acc = accuracy(p, val_y)
             log.append((self.step / steps_per_epoch, clock.total, acc))
             print(f"    epoch {self.step / steps_per_epoch:5.2f}  {clock.total:7.1f}s  val acc {acc:.4f}", flush=True)
             for t in args.targets:
@@ -131,14 +132,16 @@ def run_recipe(args, config: str, val_x, val_y) -> dict:
 
     from cifake.config import load_config
     from cifake.data import load_splits, train_dataset
+    from cifake.detector import predict_tta
     from cifake.devices import setup_devices
     from cifake.models import build_model
     from cifake.schedule import lr_callback
-    from cifake.train import compile_model
+    from cifake.train import averaged_weights, compile_model
     from cifake.whiten import fit_whitening
 
+    path, *own = config.split()  # "configs/fast.yaml train.ema=0": a recipe and overrides of its own
     cfg = load_config(
-        config, [f"data.dir={args.data_dir}", f"data.fraction={args.fraction}", "data.cache=false", *args.overrides]
+        path, [f"data.dir={args.data_dir}", f"data.fraction={args.fraction}", "data.cache=false", *args.overrides, *own]
     )
     _, devices = setup_devices(cfg)  # the precision cifake train would pick (train.mixed_precision)
     print(f"    devices: {devices}", flush=True)
@@ -173,8 +176,17 @@ def run_recipe(args, config: str, val_x, val_y) -> dict:
     )
     clock.stop()
     precision = keras.mixed_precision.global_policy().name
+    averaged = averaged_weights(model)
+    if averaged is not None:  # the weights cifake train would save in best.keras
+        model.set_weights(averaged)
+    tta = {mode: accuracy(predict_tta(model, val_x, 1024, mode), val_y) for mode in ("flip", "shift")}
     keras.mixed_precision.set_global_policy("float32")
-    return summarize(Path(config).stem, config, model, log, probe, clock, steps * bs, precision)
+    name = " ".join([Path(path).stem, *own])
+    return {**summarize(name, config, model, log, probe, clock, steps * bs, precision), "final_val_accuracy_tta": tta}
+
+
+def accuracy(p, y) -> float:
+    return float(((p >= 0.5) == y.astype(bool)).mean())
 
 
 def summarize(name, config, model, log, probe, clock, images_per_epoch, precision: str) -> dict:
@@ -222,15 +234,19 @@ def print_table(result: dict) -> None:
     b = base["seconds_to"]["0.93"] if base else None
     print(f"\nmachine: {result['machine']}")
     print(f"data: {result['data']}")
-    head = f"{'contender':<16} {'params':>9} {'MMACs':>6} {'img/s':>7}"
+    w = max(16, *(len(r["name"]) for r in rows))
+    head = f"{'contender':<{w}} {'params':>9} {'MMACs':>6} {'img/s':>7}"
     head += "".join(f" {'s to ' + format(t, '.0%'):>9}" for t in TARGETS)
-    print(head + f" {'final':>7} {'best':>7} {'epochs':>6}")
+    print(head + f" {'final':>7} {'best':>7} {'+flip':>7} {'+shift':>7} {'epochs':>6}")
     for r in rows:
-        line = f"{r['name']:<16} {r['params']:>9,} {r['macs'] / 1e6:>6.2f} {r['images_per_second']:>7,.0f}"
+        line = f"{r['name']:<{w}} {r['params']:>9,} {r['macs'] / 1e6:>6.2f} {r['images_per_second']:>7,.0f}"
         for t in TARGETS:
             s = r["seconds_to"][f"{t:.2f}"]
             line += f" {(f'{s:.1f}' if s is not None else '-'):>9}"
-        print(line + f" {r['final_val_accuracy'] or 0:>7.4f} {r['best_val_accuracy'] or 0:>7.4f} {r['epochs']:>6.2f}")
+        tta = r.get("final_val_accuracy_tta") or {}
+        flip, shift = (f"{tta[m]:.4f}" if m in tta else "-" for m in ("flip", "shift"))
+        line += f" {r['final_val_accuracy'] or 0:>7.4f} {r['best_val_accuracy'] or 0:>7.4f} {flip:>7} {shift:>7}"
+        print(line + f" {r['epochs']:>6.2f}")
     if b:
         print(f"\nB = the baseline's seconds to 93% = {b:.1f} s; each recipe as a multiple of B:")
         for r in rows:
@@ -241,7 +257,7 @@ def print_table(result: dict) -> None:
                 for t in TARGETS
                 if r["seconds_to"][f"{t:.2f}"] is not None
             ]
-            print(f"  {r['name']:<16} {', '.join(parts) or 'no target reached'}")
+            print(f"  {r['name']:<{w}} {', '.join(parts) or 'no target reached'}")
 
 
 def plot(result: dict, path: Path) -> None:
@@ -285,7 +301,10 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data-dir", default="data/cifake")
     ap.add_argument(
-        "--config", action="append", help="a recipe to time (repeat for several); default: configs/small_cnn.yaml"
+        "--config",
+        action="append",
+        help="a recipe to time (repeat for several), optionally with overrides of its own in the same argument: "
+        "--config 'configs/fast.yaml train.ema=0' (an ablation); default: configs/small_cnn.yaml",
     )
     ap.add_argument("overrides", nargs="*", help="key=value overrides applied to every recipe")
     ap.add_argument(
@@ -319,13 +338,15 @@ def main() -> None:
         "data": f"train {len(splits['train']):,} / val {len(val_y):,} images from {args.data_dir}",
         "contenders": [],
     }
+    for path in splits["train"].paths:  # warm the OS file cache: neither contender pays for the disk
+        Path(path).read_bytes()
     with tempfile.TemporaryDirectory() as tmp:
         if not args.no_baseline:
             print("\n== baseline", flush=True)
             result["contenders"].append(run_baseline(args, splits, val_x, val_y, Path(tmp)))
             shutil.rmtree(Path(tmp) / "train", ignore_errors=True)
     for config in args.config or ["configs/small_cnn.yaml"]:
-        print(f"\n== {Path(config).stem} ({config})", flush=True)
+        print(f"\n== {config}", flush=True)
         result["contenders"].append(run_recipe(args, config, val_x, val_y))
         if args.json:  # after every contender: a long run that dies keeps what it measured
             args.json.write_text(json.dumps(result, indent=1) + "\n")
