@@ -91,8 +91,11 @@ def fold_into_model(model, t: float, b: float = 0.0) -> None:
     last.set_weights([kernel / t, bias / t + b])
 
 
-def calibrate(model, checkpoint: Path, p: np.ndarray, y: np.ndarray, seed: int = 0) -> dict:
-    """Fit (T, b) on (p, y) from the validation split, write ``<stem>-calibrated.keras``; return the figures."""
+def calibrate(
+    model, checkpoint: Path, p: np.ndarray, y: np.ndarray, seed: int = 0, out_dir: Path | None = None
+) -> dict:
+    """Fit (T, b) on (p, y) from the validation split, write ``<stem>-calibrated.keras`` beside the
+    checkpoint (or in ``out_dir``); return the figures."""
     t, b = fit_platt(p, y)
     q = apply_temperature(p, t, b)
     half = np.random.default_rng(seed).permutation(len(y))
@@ -100,7 +103,8 @@ def calibrate(model, checkpoint: Path, p: np.ndarray, y: np.ndarray, seed: int =
     th, bh = fit_platt(p[fit_idx], y[fit_idx])
     held_out = expected_calibration_error(y[test_idx], apply_temperature(p[test_idx], th, bh))
     fold_into_model(model, t, b)
-    out = checkpoint.with_name(f"{checkpoint.stem}-calibrated.keras")
+    out = (out_dir or checkpoint.parent) / f"{checkpoint.stem}-calibrated.keras"
+    out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.stem}.tmp.keras")
     model.save(tmp)
     tmp.replace(out)

@@ -203,7 +203,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--choose-threshold",
         action="store_true",
-        help="pick the accuracy-maximising threshold on --split val and store it in threshold.json next to the checkpoint, where later evaluations and predictions find it",
+        help="pick the accuracy-maximising threshold on --split val and store it in threshold.json next to the "
+        "checkpoint, where later evaluations and predictions of that file find it (a shipped model's goes to --out)",
     )
     p.add_argument(
         "--plots", action=argparse.BooleanOptionalAction, default=True, help="draw the figures (--no-plots skips them)"
@@ -212,7 +213,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--out",
         metavar="DIR",
         default=None,
-        help="where metrics.json and eval-SPLIT/ go (default: the checkpoint's folder)",
+        help="where metrics.json and eval-SPLIT/ go (default: the checkpoint's folder; for a shipped model, "
+        "./evaluate-NAME: nothing is written inside the package)",
     )
     p.add_argument(
         "--calibrate",

@@ -134,8 +134,31 @@ def decode_files(paths: list[str], *, batch: int = 2048, progress: bool = False)
     ):
         _decode_into(out, seen, paths, jpeg, "jpeg", batch, bar)
         rest = [i for i in np.flatnonzero(~seen).tolist() if limits.image_size_problem(paths[i]) is None]
-        _decode_into(out, seen, paths, rest, "any", batch, bar)
+        gifs = {i for i in rest if limits.is_gif(paths[i])}  # TensorFlow would decode every frame
+        _decode_into(out, seen, paths, [i for i in rest if i not in gifs], "any", batch, bar)
+        for i in sorted(gifs):
+            if (arr := pil_decode(paths[i])) is not None:
+                out[i], seen[i] = arr, True
+            bar.update(1)
     return out, np.flatnonzero(~seen).tolist()
+
+
+def pil_decode(path: str) -> np.ndarray | None:
+    """Pillow: the first frame only, EXIF orientation applied, RGB (alpha dropped, as TensorFlow does),
+    resized like the loader; None if unreadable. Pillow's own pixel cap is ``limits``' (set there)."""
+    from PIL import Image, ImageOps
+
+    try:
+        with Image.open(path) as im:
+            im.seek(0)
+            arr = np.asarray(ImageOps.exif_transpose(im).convert("RGB"))
+    except Exception:  # noqa: BLE001 - any failure means unreadable
+        return None
+    if arr.shape[:2] == (IMAGE_SIZE, IMAGE_SIZE):
+        return arr
+    tf = import_tf()
+    resized = tf.image.resize(arr[None], [IMAGE_SIZE, IMAGE_SIZE], "bicubic", antialias=True)
+    return np.clip(np.round(resized.numpy()[0]), 0, 255).astype(np.uint8)
 
 
 @functools.cache

@@ -131,7 +131,9 @@ def load_detector(path: str | Path, *, keras_only: str | None = None):
 
 
 def read_threshold(checkpoint: Path) -> tuple[float, str] | None:
-    """(threshold, where it came from) from ``threshold.json`` beside ``checkpoint``; None if absent."""
+    """(threshold, where it came from) from ``threshold.json`` beside ``checkpoint``; None if absent, or if
+    the file names another model (``"model"``: the file name it was chosen on; files without it apply
+    to every model in the folder, as before that key existed)."""
     f = checkpoint.parent / THRESHOLD_FILE
     if not f.is_file():
         return None
@@ -142,6 +144,9 @@ def read_threshold(checkpoint: Path) -> tuple[float, str] | None:
         data = json.loads(f.read_text())
     except (OSError, ValueError, UnicodeDecodeError) as e:
         raise UserError(f"{f} is not valid JSON ({e}): {fix}") from None
+    chosen_for = data.get("model") if isinstance(data, dict) else None
+    if isinstance(chosen_for, str) and chosen_for != checkpoint.name:
+        return None  # chosen for another model file in this folder (e.g. best.keras beside its .tflite export)
     value = data.get("threshold") if isinstance(data, dict) else None
     if (
         isinstance(value, bool)

@@ -16,9 +16,17 @@ import numpy as np
 
 from .config import Config, DataConfig, config_from_dict, read_yaml
 from .data import SUBJECTS, load_split, load_splits, subject_of
-from .detector import THRESHOLD_FILE, export_card, load_detector, predict_tta, read_threshold, resolve_checkpoint
+from .detector import (
+    PRETRAINED_DIR,
+    THRESHOLD_FILE,
+    export_card,
+    load_detector,
+    predict_tta,
+    read_threshold,
+    resolve_checkpoint,
+)
 from .errors import UserError
-from .limits import can_create, printable
+from .limits import can_create, csv_cell, printable
 from .metrics import best_threshold, binary_report, per_group_accuracy
 
 
@@ -52,7 +60,9 @@ def evaluate(
         from .corruptions import parse_spec
 
         parse_spec(corruptions)  # a bad spec fails now, not after the scoring
-    out_dir = Path(out) if out else checkpoint.parent
+    shipped = checkpoint.parent.resolve() == PRETRAINED_DIR.resolve()
+    # nothing is ever written inside the installed package: a shipped model's results go to ./evaluate-NAME
+    out_dir = Path(out) if out else (Path.cwd() / f"evaluate-{checkpoint.stem}" if shipped else checkpoint.parent)
     check_writable_dir(out_dir, "--out" if out else "the checkpoint's folder (choose another with --out)")
     model = load_detector(checkpoint)
     cfg = run_config(checkpoint)
@@ -94,7 +104,7 @@ def evaluate(
         from .calibrate import calibrate as fit_and_fold
 
         plain = p if tta in (False, "none") else predict_tta(model, data.images, batch_size, False, checkpoint)
-        report["calibration"] = cal = fit_and_fold(model, checkpoint, plain, y)
+        report["calibration"] = cal = fit_and_fold(model, checkpoint, plain, y, out_dir=out_dir if shipped else None)
         print(
             f"calibration: temperature {cal['temperature']:.4f}, bias {cal['bias']:+.4f} fitted on val; ECE "
             f"{cal['ece_before']:.4f} -> {cal['ece_after']:.4f} ({cal['ece_after_held_out_half']:.4f} on a held-out "
@@ -109,7 +119,14 @@ def evaluate(
     if choose_threshold:
         (out_dir / THRESHOLD_FILE).write_text(
             json.dumps(
-                {"threshold": threshold, "chosen_on": "val", "criterion": "max accuracy", "images": len(y)}, indent=2
+                {
+                    "threshold": threshold,
+                    "chosen_on": "val",
+                    "criterion": "max accuracy",
+                    "images": len(y),
+                    "model": checkpoint.name,  # applies to this file only, not to its exports beside it
+                },
+                indent=2,
             )
             + "\n"
         )
@@ -201,12 +218,15 @@ def check_writable_dir(folder: Path, what: str) -> None:
 
 
 def write_predictions(path: Path, paths: list[str], p: np.ndarray, threshold: float) -> None:
-    with open(path, "w") as f:
-        f.write("path,p_fake,label\n")
-        for raw, prob in zip(paths, p, strict=True):
-            name = printable(raw)
-            quoted = '"' + name.replace('"', '""') + '"' if ("," in name or '"' in name) else name
-            f.write(f"{quoted},{prob:.6f},{'FAKE' if prob >= threshold else 'REAL'}\n")
+    import csv
+
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["path", "p_fake", "label"])
+        w.writerows(
+            (csv_cell(printable(raw)), f"{prob:.6f}", "FAKE" if prob >= threshold else "REAL")
+            for raw, prob in zip(paths, p, strict=True)
+        )
 
 
 def print_report(r: dict) -> None:

@@ -25,7 +25,7 @@ from typing import NamedTuple
 import numpy as np
 
 from . import limits
-from .data import IMAGE_SIZE, decode_files
+from .data import IMAGE_SIZE, decode_files, pil_decode
 from .detector import PRETRAINED, PRETRAINED_DIR, Detector
 from .errors import UserError
 from .limits import printable
@@ -54,25 +54,6 @@ def collect(paths: list[str]) -> list[str]:
         else:
             raise UserError(f"no such file or folder: {raw}")
     return found
-
-
-def _pil_decode(path: str) -> np.ndarray | None:
-    """Pillow: EXIF orientation applied, RGB (alpha dropped, as TensorFlow does), resized like the loader; None if unreadable."""
-    from PIL import Image, ImageOps
-
-    try:
-        with Image.open(path) as im:
-            im.seek(0)
-            arr = np.asarray(ImageOps.exif_transpose(im).convert("RGB"))
-    except Exception:  # noqa: BLE001 - any failure means unreadable
-        return None
-    if arr.shape[:2] == (IMAGE_SIZE, IMAGE_SIZE):
-        return arr
-    from .tfutil import import_tf
-
-    tf = import_tf()
-    resized = tf.image.resize(arr[None], [IMAGE_SIZE, IMAGE_SIZE], "bicubic", antialias=True)
-    return np.clip(np.round(resized.numpy()[0]), 0, 255).astype(np.uint8)
 
 
 class Loaded(NamedTuple):
@@ -107,7 +88,7 @@ def load_images(files: list[str]) -> Loaded:
     images[plain] = decoded
     problems = dict(refused)
     for i in [plain[j] for j in bad] + upright:
-        arr = _pil_decode(files[i])
+        arr = pil_decode(files[i])
         if arr is None:
             problems[i] = "not an image this tool can read"
         else:
@@ -213,6 +194,18 @@ def check_out_file(out: Path) -> None:
         raise UserError(f"--out {out}: not writable; choose another path")
 
 
+def check_out_is_not_an_input(out: Path, files: list[str], model: Path) -> None:
+    """The CSV may not replace an image being scored, the model, or a file beside the model it reads."""
+    target = out.resolve()
+    inputs = {Path(f).resolve() for f in files}
+    model = model.resolve()
+    readers = {model, model.with_name(model.name + ".json"), model.with_name("threshold.json")}
+    if target in inputs:
+        raise UserError(f"--out {out} is one of the images being scored; choose another file name")
+    if target in readers:
+        raise UserError(f"--out {out} is the model or a file it reads ({model.name}); choose another file name")
+
+
 class _Table:
     """The terminal table, printed as rows arrive (the column width comes from every file's name)."""
 
@@ -237,7 +230,9 @@ class _Csv:
         self.writer.writerow(["path", "p_fake", "label", "width", "height"])
 
     def write(self, rows: list[Row]) -> None:
-        self.writer.writerows((printable(path), f"{p:.6f}", label, w or "", h or "") for path, p, label, w, h in rows)
+        self.writer.writerows(
+            (limits.csv_cell(printable(path)), f"{p:.6f}", label, w or "", h or "") for path, p, label, w, h in rows
+        )
 
     def finish(self) -> None:
         self.file.close()
@@ -261,6 +256,8 @@ def run_cli(args) -> int:
     if not files:
         raise UserError(f"no image files found in {' '.join(args.paths)}")
     detector = Detector.load(args.model, args.threshold)
+    if args.out:
+        check_out_is_not_an_input(Path(args.out), files, detector.path)
     sink = _Csv(Path(args.out)) if args.out else _Table(files, detector.threshold)
     n_rows = n_fake = n_other = n_bad = 0
     bar = tqdm(

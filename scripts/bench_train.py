@@ -260,6 +260,25 @@ def print_table(result: dict) -> None:
             print(f"  {r['name']:<{w}} {', '.join(parts) or 'no target reached'}")
 
 
+def markdown(result: dict) -> str:
+    """The table as Markdown (docs/benchmarks.md), seconds and multiples of B where a baseline ran."""
+    rows = result["contenders"]
+    base = next((r for r in rows if r["name"] == "baseline"), None)
+    b = base["seconds_to"]["0.93"] if base else None
+    head = "| contender | parameters | MACs | train img/s | " + " | ".join(f"s to {t:.0%}" for t in TARGETS)
+    out = [head + " | final | best | final +flip TTA | final +shift TTA |", "|---" + "|---:" * (len(TARGETS) + 7) + "|"]
+    for r in rows:
+        cells = [f"`{r['name']}`", f"{r['params']:,}", f"{r['macs'] / 1e6:.2f}M", f"{r['images_per_second']:,.0f}"]
+        for t in TARGETS:
+            sec = r["seconds_to"][f"{t:.2f}"]
+            cells.append("-" if sec is None else f"{sec:.1f}" + (f" ({sec / b:.2f}B)" if b and r is not base else ""))
+        tta = r.get("final_val_accuracy_tta") or {}
+        cells += [f"{r['final_val_accuracy']:.4f}", f"{r['best_val_accuracy']:.4f}"]
+        cells += [f"{tta[m]:.4f}" if m in tta else "-" for m in ("flip", "shift")]
+        out.append("| " + " | ".join(cells) + " |")
+    return "\n".join(out)
+
+
 def plot(result: dict, path: Path) -> None:
     import matplotlib
 
@@ -317,12 +336,15 @@ def main() -> None:
     ap.add_argument("--json", type=Path, help="write the figures (and curves) to this JSON file")
     ap.add_argument("--plot", type=Path, help="draw validation accuracy against seconds to this PNG")
     ap.add_argument("--from-json", type=Path, help="print and plot an earlier --json file instead of training")
+    ap.add_argument("--markdown", action="store_true", help="also print the table as Markdown")
     args = ap.parse_args()
     args.targets = TARGETS
 
     if args.from_json:
         result = json.loads(args.from_json.read_text())
         print_table(result)
+        if args.markdown:
+            print("\n" + markdown(result))
         if args.plot:
             plot(result, args.plot)
         return
@@ -351,6 +373,8 @@ def main() -> None:
         if args.json:  # after every contender: a long run that dies keeps what it measured
             args.json.write_text(json.dumps(result, indent=1) + "\n")
     print_table(result)
+    if args.markdown:
+        print("\n" + markdown(result))
     if args.plot:
         plot(result, args.plot)
 

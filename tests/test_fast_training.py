@@ -206,3 +206,10 @@ def test_tta_shift_from_the_cli(data_dir, tmp_path, capsys):
     assert report["tta"] == "shift"
     assert main(["predict", str(data_dir / "train" / "FAKE"), "--model", str(run), "--tta", "shift"]) == 0
     assert main(["predict", str(data_dir / "train" / "FAKE"), "--model", str(run), "--tta", "wobble"]) == 2
+
+
+def test_explain_works_on_the_airbench_model(data_dir, tmp_path):
+    run = _train(data_dir, tmp_path / "runs", "x", "train.epochs=1")
+    image = sorted((data_dir / "train" / "FAKE").iterdir())[0]
+    assert main(["explain", str(run), str(image), "--out", str(tmp_path / "cam")]) == 0
+    assert [p.suffix for p in (tmp_path / "cam").iterdir()] == [".png"]
