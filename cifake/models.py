@@ -143,6 +143,20 @@ def _stem(x, cfg: ModelConfig):
     return layers.Activation(cfg.activation, name="stem_act")(x)
 
 
+def _conv_unit(x, cfg: ModelConfig, filters: int, b: int, c: int, *, pool_first: bool = False, bn_scale: bool = True):
+    """``block{b}_conv{c}`` -> (2x2 max-pool, with ``pool_first``) -> BatchNorm -> activation."""
+    from keras import layers
+
+    x = layers.Conv2D(filters, cfg.kernel_size, padding="same", use_bias=not cfg.batch_norm, name=f"block{b}_conv{c}")(
+        x
+    )
+    if pool_first:
+        x = layers.MaxPooling2D(2, name=f"block{b}_pool")(x)
+    if cfg.batch_norm:  # momentum 0.9: the statistics settle in tens of steps
+        x = layers.BatchNormalization(momentum=0.9, scale=bn_scale, name=f"block{b}_bn{c}")(x)
+    return layers.Activation(cfg.activation, name=f"block{b}_act{c}")(x)
+
+
 @register("small_cnn")
 def small_cnn(cfg: ModelConfig):
     """Conv blocks (``filters`` entries, each ``convs_per_block`` x Conv-BN-act, then 2x2 pooling) and a head."""
@@ -153,14 +167,7 @@ def small_cnn(cfg: ModelConfig):
     x = _stem(x, cfg)
     for b, filters in enumerate(cfg.filters, 1):
         for c in range(1, cfg.convs_per_block + 1):
-            x = layers.Conv2D(
-                filters, cfg.kernel_size, padding="same", use_bias=not cfg.batch_norm, name=f"block{b}_conv{c}"
-            )(x)
-            if cfg.batch_norm:
-                x = layers.BatchNormalization(momentum=0.9, name=f"block{b}_bn{c}")(
-                    x
-                )  # 0.9: stats settle in tens of steps
-            x = layers.Activation(cfg.activation, name=f"block{b}_act{c}")(x)
+            x = _conv_unit(x, cfg, filters, b, c)
         if cfg.pooling == "max":
             x = layers.MaxPooling2D(2, name=f"block{b}_pool")(x)
         elif cfg.pooling == "avg":
@@ -178,20 +185,12 @@ def airbench(cfg: ModelConfig):
     in airbench. Under 1M parameters at the widths of configs/.
     """
     keras = import_keras()
-    from keras import layers
 
     inputs, x = _input_and_rescale()
     x = _stem(x, cfg)
     for b, filters in enumerate(cfg.filters, 1):
         for c in range(1, cfg.convs_per_block + 1):
-            x = layers.Conv2D(
-                filters, cfg.kernel_size, padding="same", use_bias=not cfg.batch_norm, name=f"block{b}_conv{c}"
-            )(x)
-            if c == 1:
-                x = layers.MaxPooling2D(2, name=f"block{b}_pool")(x)
-            if cfg.batch_norm:
-                x = layers.BatchNormalization(momentum=0.9, scale=False, name=f"block{b}_bn{c}")(x)
-            x = layers.Activation(cfg.activation, name=f"block{b}_act{c}")(x)
+            x = _conv_unit(x, cfg, filters, b, c, pool_first=c == 1, bn_scale=False)
     return keras.Model(inputs, _head(x, cfg), name="airbench")
 
 
