@@ -34,8 +34,16 @@ def run_cli(args) -> int:
     folder = root / CACHE_DIRNAME
     files = sorted(folder.glob("*.npz")) if folder.is_dir() else []
     if args.clear:
-        total = sum(f.stat().st_size for f in folder.rglob("*") if f.is_file()) if folder.is_dir() else 0
-        shutil.rmtree(folder, ignore_errors=True)
+        if folder.is_symlink() or (folder.exists() and not folder.is_dir()):
+            kind = "a symbolic link" if folder.is_symlink() else "a file"
+            raise UserError(
+                f"{folder} is {kind}, not a cache folder cifake wrote: nothing removed (remove it yourself)"
+            )
+        if not folder.is_dir():
+            print(f"no decode cache in {root}: nothing to remove")
+            return 0
+        total = sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
+        shutil.rmtree(folder)
         print(f"removed {folder} ({total / 1e6:,.0f} MB); the next run decodes the images again")
         return 0
     if not files:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import struct
 import threading
 import zipfile
@@ -45,11 +46,17 @@ def max_pixels() -> int:
     return _max_pixels
 
 
+MIN_MEGAPIXELS, MAX_MEGAPIXELS = 0.001024, 1e6  # a 32x32 image; a million megapixels (a terapixel)
+
+
 def set_max_megapixels(megapixels: float) -> None:
     """Raise or lower the per-image pixel cap (``--max-megapixels``) for this process."""
     global _max_pixels
-    if not (math.isfinite(megapixels) and megapixels > 0):
-        raise UserError(f"--max-megapixels: got {megapixels}; expected a positive number")
+    if not (math.isfinite(megapixels) and MIN_MEGAPIXELS <= megapixels <= MAX_MEGAPIXELS):
+        raise UserError(
+            f"--max-megapixels: got {megapixels:g}; expected a number from {MIN_MEGAPIXELS:g} "
+            f"(one 32x32 image) to {MAX_MEGAPIXELS:g}"
+        )
     _max_pixels = int(megapixels * 1e6)
     from PIL import Image
 
@@ -132,7 +139,7 @@ def is_gif(path: str | bytes | os.PathLike) -> bool:
 def size_problem(width: int, height: int) -> str | None:
     if width * height > _max_pixels:
         return (
-            f"{width}x{height} = {width * height / 1e6:.0f} megapixels is over the {_max_pixels / 1e6:g} MP cap "
+            f"{width}x{height} = {width * height / 1e6:.3g} megapixels is over the {_max_pixels / 1e6:g} MP cap "
             "(--max-megapixels raises it)"
         )
     return None
@@ -161,8 +168,13 @@ def printable(path: str) -> str:
 
     Python gives names that are not valid UTF-8 as lone surrogates (PEP 383); printing those to
     stdout or a UTF-8 file raises, which once crashed whole commands over one odd file name.
+    Control characters (newline, carriage return, tab, ...) are shown as ``\\xNN`` too.
     """
-    return path.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    text = path.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)  # a newline in a name must not split a table row
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")  # what a spreadsheet reads as the start of a formula

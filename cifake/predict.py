@@ -218,12 +218,30 @@ class _Table:
             print(f"{printable(path):<{self.width}}  {p:>8.4f}  {label:<5}  {f'{w}x{h}' if w else '?':>9}")
 
 
+def remove_stale_partials(out: Path) -> list[Path]:
+    """Remove ``.OUT.PID.partial`` files beside ``out`` whose process is gone (a predict killed with -9)."""
+    removed = []
+    for f in out.parent.glob(f".{out.name}.*.partial"):
+        pid = f.name[len(out.name) + 2 : -len(".partial")]
+        if not pid.isdigit():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            f.unlink(missing_ok=True)
+            removed.append(f)
+        except OSError:
+            pass  # alive (or not ours to signal): leave it
+    return removed
+
+
 class _Csv:
     """CSV rows written as they arrive into a hidden temporary file, renamed to ``out`` only when complete."""
 
     def __init__(self, out: Path):
         self.out = out
         out.parent.mkdir(parents=True, exist_ok=True)
+        remove_stale_partials(out)
         self.tmp = out.with_name(f".{out.name}.{os.getpid()}.partial")
         self.file = open(self.tmp, "w", newline="")  # noqa: SIM115 - closed in finish/abort
         self.writer = csv.writer(self.file)

@@ -60,7 +60,7 @@ def test_pixel_cap_option_and_loader(tmp_path, capfd):
     big = tmp_path / "big.png"
     Image.fromarray(np.zeros((1200, 1000, 3), np.uint8)).save(big)  # 1.2 MP
     assert main(["predict", str(big), "--max-megapixels", "1"]) == 2
-    assert "1000x1200 = 1 megapixels is over the 1 MP cap" in capfd.readouterr().err
+    assert "1000x1200 = 1.2 megapixels is over the 1 MP cap" in capfd.readouterr().err
     assert main(["predict", str(big), "--max-megapixels", "2"]) == 0
     from cifake import limits
     from cifake.data import decode_files
