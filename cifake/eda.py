@@ -22,7 +22,7 @@ import numpy as np
 from .config import DataConfig
 from .data import CLASS_NAMES, SUBJECTS, Split, load_split, subject_of
 from .errors import UserError
-from .limits import csv_cell, printable
+from .limits import csv_path, printable
 
 
 def dhash(images: np.ndarray) -> np.ndarray:
@@ -115,7 +115,7 @@ def report(data_dir: str | Path, out: str | Path, samples: int = 32) -> Path:
         w.writerow(["kind", "group", "split", "path"])
         for kind, groups in (("identical", exact), ("near", near)):
             for gi, g in enumerate(groups):
-                w.writerows((kind, gi, split, csv_cell(printable(path))) for split, path in g)
+                w.writerows((kind, gi, split, csv_path(path)) for split, path in g)
 
     def describe(groups):
         cross = sum(len({s for s, _ in g}) > 1 for g in groups)

@@ -26,7 +26,7 @@ from .detector import (
     resolve_checkpoint,
 )
 from .errors import UserError
-from .limits import can_create, csv_cell, printable
+from .limits import can_create, csv_path
 from .metrics import best_threshold, binary_report, per_group_accuracy
 
 
@@ -224,7 +224,7 @@ def write_predictions(path: Path, paths: list[str], p: np.ndarray, threshold: fl
         w = csv.writer(f)
         w.writerow(["path", "p_fake", "label"])
         w.writerows(
-            (csv_cell(printable(raw)), f"{prob:.6f}", "FAKE" if prob >= threshold else "REAL")
+            (csv_path(raw), f"{prob:.6f}", "FAKE" if prob >= threshold else "REAL")
             for raw, prob in zip(paths, p, strict=True)
         )
 

@@ -189,6 +189,11 @@ def csv_cell(value):
     return value
 
 
+def csv_path(path: str) -> str:
+    """A file name as every CSV cifake writes holds it: printable, and never read as a formula."""
+    return csv_cell(printable(path))
+
+
 def can_create(path: Path) -> Path | None:
     """The nearest existing ancestor of ``path`` if new files can be made there, else None.
 

@@ -249,7 +249,7 @@ class _Csv:
 
     def write(self, rows: list[Row]) -> None:
         self.writer.writerows(
-            (limits.csv_cell(printable(path)), f"{p:.6f}", label, w or "", h or "") for path, p, label, w, h in rows
+            (limits.csv_path(path), f"{p:.6f}", label, w or "", h or "") for path, p, label, w, h in rows
         )
 
     def finish(self) -> None:

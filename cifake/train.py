@@ -88,6 +88,39 @@ def averaged_weights(model) -> list | None:
     return [average.get(id(v), v).numpy() for v in model.weights]
 
 
+def new_model(cfg, train_images):
+    """The model of a new run, built, initialised (``model.init``, else a whitening stem fitted to
+    ``train_images``) and compiled: what ``cifake train`` and the benchmarks start from."""
+    from .models import build_model
+    from .whiten import fit_whitening
+
+    model = build_model(cfg.model)
+    if cfg.model.init:
+        init_from(model, cfg.model.init)
+    elif cfg.model.stem == "whiten":
+        fit_whitening(model, train_images, cfg.train.seed)
+    compile_model(model, cfg)
+    return model
+
+
+def training_batches(cfg, split, epochs: int, initial_epoch: int = 0):
+    """``data.train_dataset`` with every augment.* key of ``cfg`` applied, for epochs initial_epoch..epochs-1."""
+    from .data import train_dataset
+
+    a = cfg.augment
+    return train_dataset(
+        split,
+        cfg.train.batch_size,
+        seed=cfg.train.seed,
+        epochs=epochs,
+        initial_epoch=initial_epoch,
+        flip=a.flip,
+        alternate_flip=a.alternate_flip,
+        shift=a.shift,
+        robust=a,
+    )
+
+
 def is_better(monitor: str, value: float, best: float | None) -> bool:
     if best is None or math.isnan(best):
         return not math.isnan(value)
@@ -220,8 +253,7 @@ def train(cfg: Config, run_dir: Path | None = None, *, resume: bool = False, con
 def _train(cfg: Config, run_dir, resume: bool, config_changed: bool, cluster, scratch: Path | None) -> Path:
     keras = import_keras()
 
-    from .data import distribute, eval_dataset, load_splits, train_dataset
-    from .models import build_model
+    from .data import distribute, eval_dataset, load_splits
 
     started = time.perf_counter()
     strategy, devices = setup_devices(cfg, cluster)
@@ -250,14 +282,9 @@ def _train(cfg: Config, run_dir, resume: bool, config_changed: bool, cluster, sc
             if scratch is None:
                 write_results(run_dir / "results.csv", rows)
         else:
-            model = build_model(cfg.model)  # a shape Keras cannot build fails here, before the run directory
-            if cfg.model.init:
-                init_from(model, cfg.model.init)
-            elif cfg.model.stem == "whiten":
-                from .whiten import fit_whitening
-
-                fit_whitening(model, train_split.images, cfg.train.seed)
-            compile_model(model, cfg)
+            model = new_model(
+                cfg, train_split.images
+            )  # a shape Keras cannot build fails here, before the run directory
     if scratch is not None:  # a worker that is not the chief: its copies go to a folder it removes
         run_dir = scratch
         if resume:
@@ -296,17 +323,7 @@ def _train(cfg: Config, run_dir, resume: bool, config_changed: bool, cluster, sc
             set_backbone_frozen(model, start < cfg.model.freeze_epochs, cfg, start * steps)
             model.fit(
                 distribute(
-                    lambda start=start, end=end: train_dataset(
-                        train_split,
-                        bs,
-                        seed=cfg.train.seed,
-                        epochs=end,
-                        initial_epoch=start,
-                        flip=cfg.augment.flip,
-                        alternate_flip=cfg.augment.alternate_flip,
-                        shift=cfg.augment.shift,
-                        robust=cfg.augment,
-                    ),
+                    lambda start=start, end=end: training_batches(cfg, train_split, end, start),
                     strategy,
                 ),
                 validation_data=distribute(lambda: eval_dataset(val_split, max(bs, 512)), strategy),

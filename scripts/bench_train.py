@@ -131,13 +131,11 @@ def run_recipe(args, config: str, val_x, val_y) -> dict:
     import keras
 
     from cifake.config import load_config
-    from cifake.data import load_splits, train_dataset
+    from cifake.data import load_splits
     from cifake.detector import predict_tta
     from cifake.devices import setup_devices
-    from cifake.models import build_model
     from cifake.schedule import lr_callback
-    from cifake.train import averaged_weights, compile_model
-    from cifake.whiten import fit_whitening
+    from cifake.train import averaged_weights, new_model, training_batches
 
     path, *own = config.split()  # "configs/fast.yaml train.ema=0": a recipe and overrides of its own
     cfg = load_config(
@@ -151,21 +149,9 @@ def run_recipe(args, config: str, val_x, val_y) -> dict:
     split = load_splits(cfg.data, progress=False)["train"]  # a cold decode: counted
     bs = cfg.train.batch_size
     steps = math.ceil(len(split) / bs)
-    model = build_model(cfg.model)
-    if cfg.model.stem == "whiten":
-        fit_whitening(model, split.images, cfg.train.seed)
-    compile_model(model, cfg)
+    model = new_model(cfg, split.images)
     probe = make_probe(keras, clock, val_x, val_y, steps, args, False, log)
-    ds = train_dataset(
-        split,
-        bs,
-        seed=cfg.train.seed,
-        epochs=cfg.train.epochs,
-        flip=cfg.augment.flip,
-        alternate_flip=cfg.augment.alternate_flip,
-        shift=cfg.augment.shift,
-        robust=cfg.augment,
-    )
+    ds = training_batches(cfg, split, cfg.train.epochs)
     model.fit(
         ds,
         epochs=cfg.train.epochs,
