@@ -1,7 +1,7 @@
 """cifake: detectors of AI-generated images trained on CIFAKE (FAKE = 1 everywhere).
 
 The public API is imported lazily so that ``import cifake`` (and ``cifake --help``) never pays for
-TensorFlow: ``load_config``, ``build_model``, ``make_datasets``, ``train``, ``evaluate``.
+TensorFlow: ``load_config``, ``build_model``, ``train``, ``evaluate``.
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ __version__ = "0.1.0"
 _API = {
     "load_config": "config",
     "build_model": "models",
-    "make_datasets": "data",
     "train": "train",
     "evaluate": "evaluate",
 }

@@ -27,34 +27,34 @@ def current_files(root: Path) -> dict[Path, str]:
     return names
 
 
-def run_cli(args) -> int:
-    root = Path(args.data_dir)
+def clear(root: Path) -> str:
+    """Remove the decode cache of ``root``; returns what was done, in a sentence."""
+    if not root.is_dir():
+        raise UserError(f"{root} is not a folder (the dataset root, config key data.dir)")
+    folder = root / CACHE_DIRNAME
+    if folder.is_symlink() or (folder.exists() and not folder.is_dir()):
+        kind = "a symbolic link" if folder.is_symlink() else "a file"
+        raise UserError(f"{folder} is {kind}, not a cache folder cifake wrote: nothing removed (remove it yourself)")
+    if not folder.is_dir():
+        return f"no decode cache in {root}: nothing to remove"
+    total = sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
+    shutil.rmtree(folder)
+    return f"removed {folder} ({total / 1e6:,.0f} MB); the next run decodes the images again"
+
+
+def listing(root: Path) -> list[str]:
+    """One line per cache file of ``root`` (size, and the split it serves or 'stale'), then a total."""
     if not root.is_dir():
         raise UserError(f"{root} is not a folder (the dataset root, config key data.dir)")
     folder = root / CACHE_DIRNAME
     files = sorted(folder.glob("*.npz")) if folder.is_dir() else []
-    if args.clear:
-        if folder.is_symlink() or (folder.exists() and not folder.is_dir()):
-            kind = "a symbolic link" if folder.is_symlink() else "a file"
-            raise UserError(
-                f"{folder} is {kind}, not a cache folder cifake wrote: nothing removed (remove it yourself)"
-            )
-        if not folder.is_dir():
-            print(f"no decode cache in {root}: nothing to remove")
-            return 0
-        total = sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
-        shutil.rmtree(folder)
-        print(f"removed {folder} ({total / 1e6:,.0f} MB); the next run decodes the images again")
-        return 0
     if not files:
-        print(f"no decode cache in {root} (it is written by cifake download and by the first run on a whole split)")
-        return 0
+        return [f"no decode cache in {root} (it is written by cifake download and by the first run on a whole split)"]
     current = current_files(root)
-    total = 0
+    lines, total = [], 0
     for f in files:
         size = f.stat().st_size
         total += size
         what = current.get(f, "stale: matches no split as it is now (cifake cache --clear removes it)")
-        print(f"{f.name}  {size / 1e6:>8,.0f} MB  {what}")
-    print(f"{len(files)} file(s), {total / 1e6:,.0f} MB in {folder}")
-    return 0
+        lines.append(f"{f.name}  {size / 1e6:>8,.0f} MB  {what}")
+    return [*lines, f"{len(files)} file(s), {total / 1e6:,.0f} MB in {folder}"]

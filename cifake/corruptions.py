@@ -12,6 +12,7 @@ import io
 import math
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -90,73 +91,74 @@ def _noise(images: np.ndarray, sigma: float, seed: int) -> np.ndarray:
     return np.clip(np.round(noisy), 0, 255).astype(np.uint8)
 
 
-# name -> (function(images, level, seed), default levels from mild to severe, unit)
-OPERATIONS: dict[str, tuple[Callable[[np.ndarray, float, int], np.ndarray], tuple[float, ...], str]] = {
-    "jpeg": (_per_image(_jpeg), (90, 70, 50, 40, 30), "quality"),
-    "blur": (_blur, (0.5, 0.8, 1.2), "sigma (px)"),
-    "noise": (_noise, (4, 8, 16), "sigma (of 255)"),
-    "resize": (_per_image(_resize), (24, 16), "px, down and back up (bicubic)"),
-    "brightness": (_per_image(_brightness), (0.6, 1.4), "factor"),
-    "contrast": (_per_image(_contrast), (0.6, 1.4), "factor"),
-}
+@dataclass(frozen=True)
+class Corruption:
+    """One operation of the battery: everything the spec parser, tables, help and figures need."""
+
+    name: str
+    fn: Callable[[np.ndarray, float, int], np.ndarray]  # (images, level, seed) -> images
+    levels: tuple[float, ...]  # the defaults, mild to severe
+    unit: str
+    low: float  # valid levels: low < v <= high (low <= v when low_inclusive)
+    high: float
+    low_inclusive: bool = False
+    severe_is_low: bool = False  # JPEG quality and the resize size fall as the damage grows
+
+    def valid(self, v: float) -> bool:
+        return math.isfinite(v) and (self.low <= v if self.low_inclusive else self.low < v) and v <= self.high
+
+    def rule(self) -> str:
+        lo = "[" if self.low_inclusive else "("
+        return f"a {self.unit.split(' ')[0]} in {lo}{self.low:g}, {self.high:g}]"
+
+
+_BATTERY = (
+    Corruption("jpeg", _per_image(_jpeg), (90, 70, 50, 40, 30), "quality", 1, 100, True, severe_is_low=True),
+    Corruption("blur", _blur, (0.5, 0.8, 1.2), "sigma (px)", 0, 10),
+    Corruption("noise", _noise, (4, 8, 16), "sigma (of 255)", 0, 128),
+    Corruption("resize", _per_image(_resize), (24, 16), "size (px), down and back up (bicubic)", 2, 31, True, True),
+    Corruption("brightness", _per_image(_brightness), (0.6, 1.4), "factor", 0, 4),
+    Corruption("contrast", _per_image(_contrast), (0.6, 1.4), "factor", 0, 4),
+)
+CORRUPTIONS: dict[str, Corruption] = {c.name: c for c in _BATTERY}
+
+
+def battery_help() -> str:
+    """``jpeg:90/70/50/40/30, blur:0.5/0.8/1.2, ...``: the default battery in one line."""
+    return ", ".join(f"{c.name}:{'/'.join(f'{v:g}' for v in c.levels)}" for c in _BATTERY)
 
 
 def apply(name: str, level: float, images: np.ndarray, seed: int = 0) -> np.ndarray:
     """``images`` (N, H, W, 3) uint8 degraded by operation ``name`` at ``level``."""
     if images.dtype != np.uint8 or images.ndim != 4 or images.shape[-1] != 3:
         raise ValueError(f"expected (N, H, W, 3) uint8 images, got {images.shape} {images.dtype}")
-    fn, _, _ = OPERATIONS[name]
-    return fn(images, float(level), seed)
+    return CORRUPTIONS[name].fn(images, float(level), seed)
 
 
 def parse_spec(spec: str) -> list[tuple[str, float]]:
     """``all`` | ``NAME[:LEVEL],...`` -> [(name, level)]; a NAME alone means its default levels."""
     spec = spec.strip()
     if spec in ("", "all"):
-        return [(name, lv) for name, (_, levels, _) in OPERATIONS.items() for lv in levels]
+        return [(c.name, lv) for c in _BATTERY for lv in c.levels]
     out: list[tuple[str, float]] = []
     for part in spec.split(","):
         name, _, level = part.strip().partition(":")
-        if name not in OPERATIONS:
+        if name not in CORRUPTIONS:
             raise UserError(
-                f"--corruptions: unknown operation {name!r}; expected all, or NAME[:LEVEL],... with NAME one of "
-                f"{', '.join(OPERATIONS)}"
+                f"corruptions: unknown operation {name!r}; expected all, or NAME[:LEVEL],... with NAME one of "
+                f"{', '.join(CORRUPTIONS)}"
             )
         if not level:
-            out.extend((name, lv) for lv in OPERATIONS[name][1])
+            out.extend((name, lv) for lv in CORRUPTIONS[name].levels)
             continue
         try:
             value = float(level)
         except ValueError:
             value = float("nan")
-        if not _valid_level(name, value):
-            raise UserError(f"--corruptions: {name}:{level} is not a valid level ({_level_rule(name)})")
+        if not CORRUPTIONS[name].valid(value):
+            raise UserError(f"corruptions: {name}:{level} is not a valid level ({CORRUPTIONS[name].rule()})")
         out.append((name, value))
     return out
-
-
-def _valid_level(name: str, v: float) -> bool:
-    if not math.isfinite(v):
-        return False
-    return {
-        "jpeg": 1 <= v <= 100,
-        "blur": 0 < v <= 10,
-        "noise": 0 < v <= 128,
-        "resize": 2 <= v <= 31,
-        "brightness": 0 < v <= 4,
-        "contrast": 0 < v <= 4,
-    }[name]
-
-
-def _level_rule(name: str) -> str:
-    return {
-        "jpeg": "a quality from 1 to 100",
-        "blur": "a sigma in (0, 10] pixels",
-        "noise": "a sigma in (0, 128]",
-        "resize": "a size from 2 to 31 pixels",
-        "brightness": "a factor in (0, 4]",
-        "contrast": "a factor in (0, 4]",
-    }[name]
 
 
 def label(name: str, level: float) -> str:

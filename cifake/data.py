@@ -428,27 +428,6 @@ def eval_dataset(split: Split, batch_size: int):
     )
 
 
-def make_datasets(config, *, initial_epoch: int = 0):
-    """(train, val, test-or-None) tf.data.Datasets for ``config`` (a cifake Config).
-
-    train yields ``train.epochs - initial_epoch`` epochs back to back (pass ``steps_per_epoch``
-    = ``ceil(len(train) / train.batch_size)`` to ``fit``); val and test are single passes.
-    """
-    splits = load_splits(config.data)
-    bs = config.train.batch_size
-    train = train_dataset(
-        splits["train"],
-        bs,
-        seed=config.train.seed,
-        epochs=config.train.epochs,
-        initial_epoch=initial_epoch,
-        flip=config.augment.flip,
-        shift=config.augment.shift,
-    )
-    test = eval_dataset(splits["test"], bs) if "test" in splits else None
-    return train, eval_dataset(splits["val"], bs), test
-
-
 def distribute(make_dataset, strategy):
     """``make_dataset()`` (global batches) for ``strategy``: replica j of R takes rows j, j+R, ... of every batch.
 

@@ -46,6 +46,12 @@ def default_model() -> Path:
     return PRETRAINED
 
 
+def model_card() -> dict:
+    """The shipped detector's card (``pretrained/detector.json``): what it was trained on and how it scores."""
+    f = PRETRAINED_DIR / "detector.json"
+    return json.loads(f.read_text()) if f.is_file() else {}
+
+
 def export_card(model_file: Path) -> dict | None:
     """The card ``cifake export`` writes beside an exported model (``NAME.tflite.json``), if readable."""
     f = model_file.with_name(model_file.name + ".json")
@@ -233,7 +239,12 @@ def predict_tta(
 
 @dataclass
 class Detector:
-    """A loaded model with its threshold: what every command that scores images works with."""
+    """A loaded model with its threshold: the one way anything in cifake scores images.
+
+    One loader (``load_detector``: .keras with the contract checked, or a LiteRT runner for .tflite),
+    one threshold order (the argument, else ``threshold.json`` chosen for this file, else 0.5), and
+    every output checked to be a probability (``predict_images``).
+    """
 
     model: object
     path: Path
@@ -241,15 +252,33 @@ class Detector:
     threshold_source: str
 
     @classmethod
-    def load(cls, path: str | Path | None = None, threshold: float | None = None) -> Detector:
-        """The model at ``path`` (default: ``default_model()``); threshold from the argument,
-        else ``threshold.json`` beside the model, else 0.5."""
+    def load(
+        cls,
+        path: str | Path | None = None,
+        threshold: float | None = None,
+        *,
+        keras_only: str | None = None,
+        stored_threshold: bool = True,
+    ) -> Detector:
+        """The model at ``path`` (default: ``default_model()``); threshold from the argument, else
+        ``threshold.json`` beside the model (unless ``stored_threshold`` is False), else 0.5.
+        ``keras_only`` names a use that needs the Keras graph (Grad-CAM, export), refusing a .tflite."""
         checkpoint = resolve_checkpoint(path or default_model())
-        model = load_detector(checkpoint)
+        model = load_detector(checkpoint, keras_only=keras_only)
         if threshold is not None:
-            return cls(model, checkpoint, threshold, "--threshold")
-        stored = read_threshold(checkpoint)
+            return cls(model, checkpoint, threshold, "given")
+        stored = read_threshold(checkpoint) if stored_threshold else None
         return cls(model, checkpoint, *(stored or (0.5, "default")))
 
+    @property
+    def is_keras(self) -> bool:
+        """A Keras model (gradients, Grad-CAM, export) rather than a LiteRT runner."""
+        return not isinstance(self.model, LiteModel)
+
     def predict(self, images: np.ndarray, batch_size: int = 1024, tta: bool | str = False) -> np.ndarray:
+        """P(FAKE) for (N, 32, 32, 3) pixels 0..255, averaged over the TTA views when ``tta`` asks."""
         return predict_tta(self.model, images, batch_size, tta, self.path)
+
+    def label(self, p: np.ndarray | float) -> np.ndarray:
+        """'FAKE' where ``p`` >= the threshold, else 'REAL'."""
+        return np.where(np.asarray(p) >= self.threshold, "FAKE", "REAL")

@@ -405,7 +405,3 @@ def run(data_dir: str, archive: str | None = None, force: bool = False, verify_o
     if archive:
         return import_archive(archive, root, force=True)
     return kaggle_download(root, force=True)
-
-
-def run_cli(args) -> int:
-    return run(data_dir=args.data_dir, archive=args.archive, force=args.force, verify_only=args.verify)

@@ -160,8 +160,3 @@ def report(data_dir: str | Path, out: str | Path, samples: int = 32) -> Path:
         f"wrote {path} ({len(figures)} figures, duplicates.csv): {len(exact):,} identical and {len(near):,} near-duplicate groups"
     )
     return path
-
-
-def run_cli(args) -> int:
-    report(args.data_dir, args.out, args.samples)
-    return 0

@@ -14,28 +14,19 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import Config, DataConfig, config_from_dict, read_yaml
+from .config import DataConfig
 from .data import SUBJECTS, load_split, load_splits, subject_of
 from .detector import (
     PRETRAINED_DIR,
     THRESHOLD_FILE,
-    export_card,
-    load_detector,
+    Detector,
     predict_tta,
-    read_threshold,
     resolve_checkpoint,
 )
 from .errors import UserError
 from .limits import can_create, csv_path
 from .metrics import best_threshold, binary_report, per_group_accuracy
-
-
-def run_config(checkpoint: Path) -> Config | None:
-    """The training config when the checkpoint sits in a run directory (or was exported from one)."""
-    f = checkpoint.parent / "config.yaml"
-    if not f.is_file() and (card := export_card(checkpoint)) and isinstance(card.get("source"), str):
-        f = (checkpoint.parent / card["source"]).parent / "config.yaml"  # absolute sources stay as they are
-    return config_from_dict(read_yaml(f)) if f.is_file() else None
+from .rundir import run_config
 
 
 def evaluate(
@@ -64,7 +55,8 @@ def evaluate(
     # nothing is ever written inside the installed package: a shipped model's results go to ./evaluate-NAME
     out_dir = Path(out) if out else (Path.cwd() / f"evaluate-{checkpoint.stem}" if shipped else checkpoint.parent)
     check_writable_dir(out_dir, "--out" if out else "the checkpoint's folder (choose another with --out)")
-    model = load_detector(checkpoint)
+    detector = Detector.load(checkpoint, threshold, stored_threshold=not choose_threshold)
+    model = detector.model
     cfg = run_config(checkpoint)
     data_cfg = cfg.data if cfg else DataConfig()
     if data_dir:
@@ -87,15 +79,9 @@ def evaluate(
     p = predict_tta(model, data.images, batch_size, tta, checkpoint)
     y = data.labels
 
-    source = "default"
+    threshold, source = detector.threshold, detector.threshold_source
     if choose_threshold:
         threshold, source = best_threshold(y, p), "chosen now on val (max accuracy)"
-    elif threshold is not None:
-        source = "--threshold"
-    elif (stored := read_threshold(checkpoint)) is not None:
-        threshold, source = stored
-    else:
-        threshold = 0.5
     report = binary_report(y, p, threshold)
     report.update(split=split, data_dir=str(data_cfg.dir), checkpoint=str(checkpoint), threshold_source=source, tta=tta)
     subjects = np.array([subject_of(x) for x in data.paths])
@@ -188,7 +174,7 @@ def robustness(model, data, spec: str, threshold: float, batch_size: int, tta: b
         "battery": rows,
         "worst": {"operation": worst["operation"], "level": worst["level"], "accuracy": worst["accuracy"]},
         "seconds": time.perf_counter() - t0,
-        "units": {name: unit for name, (_, _, unit) in C.OPERATIONS.items()},
+        "units": {c.name: c.unit for c in C.CORRUPTIONS.values()},
     }
 
 
@@ -251,21 +237,3 @@ def print_report(r: dict) -> None:
             print(
                 f"  {name:<11} {m['images']:>6} {m['accuracy']:>7.4f} {m['real_accuracy']:>8.4f} {m['fake_accuracy']:>8.4f}"
             )
-
-
-def run_cli(args) -> int:
-    evaluate(
-        args.checkpoint,
-        args.split,
-        args.data_dir,
-        args.threshold,
-        args.batch_size,
-        args.plots,
-        args.out,
-        args.choose_threshold,
-        args.tta,
-        args.corruptions,
-        args.calibrate,
-    )
-    sys.stdout.flush()
-    return 0

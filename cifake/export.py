@@ -22,6 +22,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -29,30 +30,20 @@ import numpy as np
 from .detector import (
     PARITY_MIN_AGREEMENT,
     PRETRAINED_DIR,
-    load_detector,
+    Detector,
     predict_images,
-    read_threshold,
     resolve_checkpoint,
 )
 from .errors import UserError
 from .tfutil import import_tf
 
-FORMATS = ("litert", "savedmodel", "onnx")
 CALIBRATION_IMAGES = 512
 
 
 def default_out(checkpoint: Path, fmt: str, int8: bool) -> Path:
     """Beside the checkpoint (the current folder for a model shipped inside the package)."""
     folder = Path.cwd() if checkpoint.parent == PRETRAINED_DIR else checkpoint.parent
-    stem = checkpoint.stem
-    return (
-        folder
-        / {
-            "litert": f"{stem}{'-int8' if int8 else ''}.tflite",
-            "savedmodel": f"{stem}-savedmodel",
-            "onnx": f"{stem}.onnx",
-        }[fmt]
-    )
+    return folder / FORMATS[fmt].out_name(checkpoint.stem, int8)
 
 
 def card_path(out: Path) -> Path:
@@ -68,7 +59,7 @@ def check_and_calibration_images(
     """(validation images, their labels, calibration images or None, where the calibration came from)."""
     from .config import DataConfig
     from .data import load_splits
-    from .evaluate import run_config
+    from .rundir import run_config
 
     cfg = run_config(checkpoint)
     data_cfg = cfg.data if cfg else DataConfig()
@@ -86,7 +77,7 @@ def check_and_calibration_images(
     calib, source = None, ""
     if need_calibration:
         if calibration:
-            from .predict import collect, load_images
+            from .images import collect, load_images
 
             loaded = load_images(collect([calibration]))
             if len(loaded.ok) < 16:
@@ -173,7 +164,24 @@ def export_onnx(model, out: Path, calib) -> Callable[[np.ndarray], np.ndarray]:
     return lambda x: np.asarray(session.run(None, {name: x.astype(np.float32)})[0]).reshape(-1)
 
 
-EXPORTERS = {"litert": export_litert, "savedmodel": export_savedmodel, "onnx": export_onnx}
+@dataclass(frozen=True)
+class ExportFormat:
+    """One export format: its converter and everything the command, help and checks derive from it."""
+
+    name: str
+    write: Callable[[object, Path, np.ndarray | None], Callable[[np.ndarray], np.ndarray]]  # -> a uint8 scorer
+    out_name: Callable[[str, bool], str]  # (checkpoint stem, int8) -> default file or folder name
+    int8: bool = False  # offers full-integer post-training quantization
+
+
+FORMATS: dict[str, ExportFormat] = {
+    f.name: f
+    for f in (
+        ExportFormat("litert", export_litert, lambda stem, int8: f"{stem}{'-int8' if int8 else ''}.tflite", int8=True),
+        ExportFormat("savedmodel", export_savedmodel, lambda stem, _: f"{stem}-savedmodel"),
+        ExportFormat("onnx", export_onnx, lambda stem, _: f"{stem}.onnx"),
+    )
+}
 
 
 # --- the check -------------------------------------------------------------------------------------
@@ -219,11 +227,13 @@ def export(
 ) -> dict:
     """Convert, check against the Keras model, keep the file only if it passes; return the card."""
     if fmt not in FORMATS:
-        raise UserError(f"--format {fmt}: choose one of {', '.join(FORMATS)}")
-    if int8 and fmt != "litert":
-        raise UserError("--int8 is full-integer post-training quantization for --format litert only")
+        raise UserError(f"export format {fmt!r}: choose one of {', '.join(FORMATS)}")
+    if int8 and not FORMATS[fmt].int8:
+        offered = ", ".join(name for name, f in FORMATS.items() if f.int8)
+        raise UserError(f"int8 (full-integer post-training quantization) is offered for {offered} only, not {fmt}")
     checkpoint = resolve_checkpoint(model_path)
-    model = load_detector(checkpoint, keras_only="cifake export")
+    detector = Detector.load(checkpoint, keras_only="cifake export")
+    model, threshold = detector.model, detector.threshold
     out = Path(out) if out else default_out(checkpoint, fmt, int8)
     if out.resolve() == checkpoint.resolve():
         raise UserError(f"--out {out} is the model being exported; choose another path")
@@ -232,8 +242,6 @@ def export(
     if can_create(out.parent) is None:
         raise UserError(f"--out {out}: cannot create files in {out.parent}")
     x, y, calib, calib_source = check_and_calibration_images(checkpoint, data_dir, check_images, calibration, int8)
-    stored = read_threshold(checkpoint)
-    threshold = stored[0] if stored else 0.5
 
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))  # same filesystem: rename at the end
@@ -243,7 +251,7 @@ def export(
         from .models import float32_copy
 
         # a model trained under mixed bfloat16 holds bf16 ops, which LiteRT cannot convert
-        scorer = EXPORTERS[fmt](float32_copy(model), tmp_out, calib)
+        scorer = FORMATS[fmt].write(float32_copy(model), tmp_out, calib)
         p_keras, keras_speed = _timed(lambda a: predict_images(model, a, 256, checkpoint), x)
         p_export, export_speed = _timed(scorer, x)
         check = parity(p_keras, p_export, y, threshold)
@@ -287,16 +295,3 @@ def export(
     )
     print(f"wrote {out} ({card['bytes']:,} bytes) and its card {card_path(out)}")
     return card
-
-
-def run_cli(args) -> int:
-    export(
-        args.model,
-        args.format,
-        int8=args.int8,
-        out=args.out,
-        data_dir=args.data_dir,
-        calibration=args.calibration,
-        check_images=args.check_images,
-    )
-    return 0

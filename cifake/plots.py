@@ -160,7 +160,7 @@ def evaluation_figures(y, p, split, threshold: float, out_dir: str | Path, mista
 
 def robustness_figure(rob: dict, path: str | Path) -> Path:
     """robustness.png: accuracy against severity, one panel and curve per operation, clean accuracy dashed."""
-    from .corruptions import label
+    from .corruptions import CORRUPTIONS, label
 
     plt = _plt()
     ops: dict[str, list[tuple[float, float]]] = {}
@@ -173,8 +173,8 @@ def robustness_figure(rob: dict, path: str | Path) -> Path:
     clean = rob["clean"]["accuracy"]
     low = min([clean] + [r["accuracy"] for r in rob["battery"]])
     for ax, (name, pts) in zip(axes.flat, ops.items(), strict=False):
-        # mild to severe, left to right: JPEG quality and resize size fall as severity rises
-        pts = sorted(pts, reverse=name in ("jpeg", "resize"))
+        # mild to severe, left to right
+        pts = sorted(pts, reverse=name in CORRUPTIONS and CORRUPTIONS[name].severe_is_low)
         ax.plot(range(len(pts)), [a for _, a in pts], "o-", color="tab:red")
         ax.set_xticks(range(len(pts)), [f"{lv:g}" for lv, _ in pts])
         ax.axhline(clean, ls="--", color="gray", label=f"clean {clean:.3f}")

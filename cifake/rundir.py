@@ -100,3 +100,14 @@ def check_same_data(run_dir: Path, now: dict) -> None:
             f"{before['val_images']:,} val images, data.dir now gives {now['train_images']:,} / {now['val_images']:,}; "
             "point data.dir at the same dataset, or start a new run"
         )
+
+
+def run_config(checkpoint: Path):
+    """The training Config when ``checkpoint`` sits in a run directory (or was exported from one), else None."""
+    from .config import config_from_dict, read_yaml
+    from .detector import export_card
+
+    f = checkpoint.parent / "config.yaml"
+    if not f.is_file() and (card := export_card(checkpoint)) and isinstance(card.get("source"), str):
+        f = (checkpoint.parent / card["source"]).parent / "config.yaml"  # absolute sources stay as they are
+    return config_from_dict(read_yaml(f)) if f.is_file() else None

@@ -59,29 +59,3 @@ def table(summaries: list[dict]) -> str:
             f"{s['best_epoch'] or '-':>4} {duration(s['seconds']):>10}  {state}"
         )
     return "\n".join(lines)
-
-
-def run_cli(args) -> int:
-    if args.compare:
-        from .plots import compare_curves
-        from .rundir import read_results
-
-        runs = {}
-        for raw in args.compare:
-            path = Path(raw) if Path(raw).is_dir() else Path(args.runs_dir) / raw
-            if not (path / "results.csv").is_file():
-                raise UserError(f"{raw}: no results.csv there (give run directories, or names under {args.runs_dir})")
-            runs[path.name if path.name not in runs else str(path)] = read_results(path / "results.csv")
-        out = compare_curves(runs, args.out)
-        print(f"wrote {out} ({len(runs)} runs)")
-        return 0
-    found = find_runs(Path(args.runs_dir))
-    if not found:
-        print(f"no runs in {args.runs_dir} (start one: cifake train --config configs/smoke.yaml)")
-        return 0
-    print(table([run_summary(p) for p in found]))
-    print(
-        "train time: the epochs' own seconds (no loading, no final evaluation); see tensorboard --logdir "
-        f"{args.runs_dir} for the curves"
-    )
-    return 0

@@ -1,4 +1,4 @@
-"""``cifake serve``: a Gradio app to score uploaded images, with Grad-CAM overlays.
+"""A Gradio app to score uploaded images, with Grad-CAM overlays.
 
 Optional extra: ``pip install 'cifake[demo]'``. Binds to 127.0.0.1 unless ``--host`` says
 otherwise. Hostile or careless uploads are bounded: Gradio's own ``max_file_size`` refuses a large
@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import signal
 import socket
 import sys
 import tempfile
@@ -44,16 +43,14 @@ def score_uploads(
     files: list[str], checkpoint: Path, max_bytes: int, cache: dict
 ) -> tuple[list[list], list[tuple[np.ndarray, str]], str]:
     """(table rows [file, P(FAKE), label], gallery [(overlay, caption)], status message) for uploads."""
-    from .detector import check_probabilities, load_detector, predict_images, read_threshold
-    from .explain import gradcam, overlay
-    from .litert import LiteModel
-    from .predict import load_images, resized_note
+    from .detector import Detector, check_probabilities
+    from .gradcam import gradcam, overlay
+    from .images import load_images, resized_note
 
     if checkpoint not in cache:
-        cache[checkpoint] = load_detector(checkpoint)
-    model = cache[checkpoint]
-    stored = read_threshold(checkpoint)
-    threshold = stored[0] if stored else 0.5
+        cache[checkpoint] = Detector.load(checkpoint)
+    detector = cache[checkpoint]
+    threshold = detector.threshold
     problems, accepted = [], []
     for f in files or []:
         name = printable(Path(f).name)
@@ -67,10 +64,10 @@ def score_uploads(
         images, ok, unreadable, sizes = load_images(accepted)
         problems += [f"refused {printable(Path(u).name)}: {why}" for u, why in unreadable]
         if ok:
-            if isinstance(model, LiteModel):  # an export scores, but has no gradients for Grad-CAM
-                probs, cams = predict_images(model, images, source=checkpoint), [None] * len(images)
+            if not detector.is_keras:  # an export scores, but has no gradients for Grad-CAM
+                probs, cams = detector.predict(images), [None] * len(images)
             else:
-                cams, probs = gradcam(model, images)
+                cams, probs = gradcam(detector.model, images)
                 check_probabilities(np.asarray(probs, np.float32), checkpoint)
             for path, img, cam, p, (w, h) in zip(ok, images, cams, probs, sizes, strict=True):
                 label = "FAKE" if p >= threshold else "REAL"
@@ -151,35 +148,6 @@ def private_upload_dir():
             os.environ["GRADIO_TEMP_DIR"] = before
 
 
-def run_cli(args) -> int:
-    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
-    # A shell without job control starts background jobs with SIGINT ignored, and Python keeps an
-    # ignored SIGINT: such a server (`cifake serve &` in a script, a CI job) would never stop on
-    # Ctrl-C or `kill -INT`. Stopping on SIGINT is this command's contract, so it is set here.
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    with private_upload_dir() as uploads:  # before Gradio is imported: it reads the folder at import
-        try:
-            import gradio  # noqa: F401
-        except ImportError:
-            raise UserError("the app needs Gradio: pip install 'cifake[demo]'") from None
-        choices = model_choices(args.models)
-        check_port_free(args.host, args.port)
-        app = build_app(choices, int(args.max_mb * 1e6), args.concurrency)
-        launch(app, args.host, args.port, block=False)
-        print(
-            f"cifake serve: http://{args.host}:{args.port} (models: {', '.join(choices)}; uploads up to "
-            f"{args.max_mb:g} MB, {args.concurrency} at once, kept in {uploads} until it stops); Ctrl-C stops it",
-            flush=True,
-        )
-        try:
-            while True:
-                time.sleep(0.5)
-        except KeyboardInterrupt:
-            print("cifake serve: stopping; uploads deleted", file=sys.stderr, flush=True)
-            app.close()
-            raise  # the CLI's policy: exit code 130
-
-
 def launch(app, host: str, port: int, block: bool = True):
     """Start the server; system fonts only, so the page needs nothing from outside this machine."""
     import gradio as gr
@@ -198,3 +166,29 @@ def launch(app, host: str, port: int, block: bool = True):
         max_file_size=getattr(app, "max_bytes", None),
         prevent_thread_lock=not block,
     )
+
+
+def serve(models: list[str], host: str, port: int, max_bytes: int, concurrency: int) -> None:
+    """Run the app until Ctrl-C (KeyboardInterrupt, re-raised after the app is closed and uploads deleted)."""
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    with private_upload_dir() as uploads:  # before Gradio is imported: it reads the folder at import
+        try:
+            import gradio  # noqa: F401
+        except ImportError:
+            raise UserError("the app needs Gradio: pip install 'cifake[demo]'") from None
+        choices = model_choices(models)
+        check_port_free(host, port)
+        app = build_app(choices, max_bytes, concurrency)
+        launch(app, host, port, block=False)
+        print(
+            f"cifake serve: http://{host}:{port} (models: {', '.join(choices)}; uploads up to "
+            f"{max_bytes / 1e6:g} MB, {concurrency} at once, kept in {uploads} until it stops); Ctrl-C stops it",
+            flush=True,
+        )
+        try:
+            while True:
+                time.sleep(0.5)
+        except KeyboardInterrupt:
+            print("cifake serve: stopping; uploads deleted", file=sys.stderr, flush=True)
+            app.close()
+            raise  # the CLI's policy: exit code 130

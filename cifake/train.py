@@ -19,10 +19,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from .config import Config, check_run_name, config_from_dict, load_config, read_yaml
+from .config import Config, config_from_dict, load_config, read_yaml
 from .devices import build_for_replicas, cluster_from_env, setup_devices
 from .errors import UserError
-from .models import check_model_config, describe_macs, float32_copy, macs
+from .models import describe_macs, float32_copy, macs
 from .progress import duration, progress_callback
 from .rundir import (
     COLUMNS,
@@ -440,30 +440,3 @@ def resolve_resume(run_dir: Path, overrides: list[str]) -> tuple[Config, bool]:
             f"cannot change {', '.join(refused)} when resuming (only {', '.join(sorted(RESUMABLE_KEYS))} may change)"
         )
     return cfg, bool(changed)
-
-
-def run_cli(args) -> int:
-    """``cifake train``: a new run from --config and overrides, --summary, or --resume RUN_DIR."""
-    config, overrides, name, resume, summary = args.config, args.overrides, args.name, args.resume, args.summary
-    if resume:
-        if config:
-            raise UserError(
-                "--resume uses the run's own config.yaml: drop --config (overrides such as train.epochs=N are allowed)"
-            )
-        run_dir = Path(resume)
-        cfg, changed = resolve_resume(run_dir, overrides)
-        train(cfg, run_dir, resume=True, config_changed=changed)
-        return 0
-    cfg = load_config(config, overrides)
-    if name:
-        cfg.train.name = check_run_name(name, "--name")
-    check_model_config(cfg.model)  # before the data is loaded: a bad shape fails in a second
-    if summary:
-        from .models import build_model, summary_text
-
-        model = build_model(cfg.model)
-        print(summary_text(model))
-        print(f"{model.count_params():,} parameters, {describe_macs(macs(model))}")
-        return 0
-    train(cfg)
-    return 0

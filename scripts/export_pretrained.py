@@ -16,9 +16,9 @@ import tempfile
 from datetime import date
 from pathlib import Path
 
-from cifake.detector import load_detector
-from cifake.evaluate import evaluate, run_config
-from cifake.predict import PRETRAINED_DIR
+from cifake.detector import PRETRAINED_DIR, load_detector
+from cifake.evaluate import evaluate
+from cifake.rundir import run_config
 from cifake.tfutil import import_keras
 
 LIMITATIONS = [

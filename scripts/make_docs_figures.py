@@ -30,10 +30,9 @@ def main() -> None:
 
     from cifake.config import DataConfig
     from cifake.data import load_splits
-    from cifake.detector import load_detector
-    from cifake.explain import find_target_layer, gradcam, overlay
+    from cifake.detector import PRETRAINED, load_detector
+    from cifake.gradcam import find_target_layer, gradcam, overlay
     from cifake.plots import _plt, _save
-    from cifake.predict import PRETRAINED
 
     model_path = args.model or PRETRAINED
     model = load_detector(model_path)

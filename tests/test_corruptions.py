@@ -25,9 +25,7 @@ def high_freq_energy(x: np.ndarray) -> float:
     return float((np.diff(f, axis=1) ** 2).mean() + (np.diff(f, axis=2) ** 2).mean())
 
 
-@pytest.mark.parametrize(
-    ("name", "level"), [(n, lv) for n, (_, lvs, _) in corruptions.OPERATIONS.items() for lv in lvs]
-)
+@pytest.mark.parametrize(("name", "level"), [(c.name, lv) for c in corruptions.CORRUPTIONS.values() for lv in c.levels])
 def test_every_operation_keeps_shape_and_dtype_and_is_deterministic(images, name, level):
     a = corruptions.apply(name, level, images, seed=1)
     assert a.shape == images.shape and a.dtype == np.uint8
@@ -60,7 +58,7 @@ def test_brightness_and_contrast_directions(images):
 
 
 def test_spec_parsing():
-    assert len(corruptions.parse_spec("all")) == sum(len(v[1]) for v in corruptions.OPERATIONS.values())
+    assert len(corruptions.parse_spec("all")) == sum(len(c.levels) for c in corruptions.CORRUPTIONS.values())
     assert corruptions.parse_spec("jpeg:40,blur") == [("jpeg", 40.0), ("blur", 0.5), ("blur", 0.8), ("blur", 1.2)]
     for bad in ("jpg:40", "jpeg:0", "blur:nan", "resize:64", "noise:x"):
         with pytest.raises(UserError):

@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from cifake.cli import main
-from cifake.predict import PRETRAINED, model_card
+from cifake.detector import PRETRAINED, model_card
 
 from .conftest import make_dataset, synth_image
 

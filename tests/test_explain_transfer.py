@@ -12,7 +12,7 @@ from PIL import Image
 from cifake.cli import main
 from cifake.config import Config, ModelConfig
 from cifake.errors import UserError
-from cifake.explain import find_target_layer, gradcam
+from cifake.gradcam import find_target_layer, gradcam
 from cifake.models import REGISTRY, build_model
 from cifake.train import set_backbone_frozen, stages
 

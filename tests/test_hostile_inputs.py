@@ -18,7 +18,7 @@ import pytest
 from PIL import Image
 
 from cifake.cli import main
-from cifake.predict import load_images
+from cifake.images import load_images
 
 from .conftest import png_bomb, synth_image
 

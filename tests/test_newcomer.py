@@ -9,24 +9,13 @@ import pytest
 
 import cifake.progress
 from cifake.cli import build_parser, main
+from cifake.commands import NAMES
 from cifake.train import RESUMABLE_KEYS
 
 from .conftest import make_dataset
 
 REPO = Path(__file__).resolve().parents[1]
-SUBCOMMANDS = (
-    "download",
-    "train",
-    "evaluate",
-    "predict",
-    "export",
-    "explain",
-    "serve",
-    "eda",
-    "config",
-    "runs",
-    "cache",
-)
+SUBCOMMANDS = NAMES
 
 
 @pytest.fixture(scope="module")

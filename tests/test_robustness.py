@@ -12,7 +12,7 @@ import pytest
 from cifake.calibrate import apply_temperature, fit_temperature, logits
 from cifake.cli import main
 from cifake.config import load_config
-from cifake.corruptions import OPERATIONS
+from cifake.corruptions import CORRUPTIONS
 from cifake.data import Split, train_dataset
 from cifake.metrics import expected_calibration_error
 
@@ -35,8 +35,8 @@ def test_evaluate_corruptions_reports_every_operation(run, capsys):
     assert main(["evaluate", str(run), "--split", "val", "--corruptions", "all"]) == 0
     out = capsys.readouterr().out
     rob = json.loads((run / "metrics.json").read_text())["evaluate"]["val"]["robustness"]
-    assert {r["operation"] for r in rob["battery"]} == set(OPERATIONS)
-    assert len(rob["battery"]) == sum(len(v[1]) for v in OPERATIONS.values())
+    assert {r["operation"] for r in rob["battery"]} == set(CORRUPTIONS)
+    assert len(rob["battery"]) == sum(len(c.levels) for c in CORRUPTIONS.values())
     for r in rob["battery"]:
         assert 0 <= r["accuracy"] <= 1 and 0 <= r["roc_auc"] <= 1
     assert rob["worst"]["accuracy"] == min(r["accuracy"] for r in rob["battery"])

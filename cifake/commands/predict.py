@@ -1,0 +1,147 @@
+"""cifake predict: P(FAKE) for image files and folders, with the shipped detector by default."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ._options import add_scoring_args
+
+HELP = "score your own images: P(FAKE) per file"
+DESCRIPTION = (
+    "Score image files and folders (searched recursively for any extension Pillow knows). Images\n"
+    "are converted to RGB (alpha dropped) and, when not 32x32 already, resized to 32x32 with\n"
+    "antialiased bicubic resampling, exactly as the training loader does. Without --model the\n"
+    "detector shipped with cifake is used (see the README's model card). Files are decoded and\n"
+    "scored in chunks of 4,096 (memory does not grow with the input), with a progress bar on a terminal.\n"
+    "Exit codes: 0 all scored; 3 some files unreadable (listed, skipped); 2 nothing to score."
+)
+EXAMPLE = "cifake predict photo.jpg more_photos/ --out predictions.csv"
+EXIT_SOME_UNREADABLE = 3
+
+
+def add_arguments(p) -> None:
+    p.add_argument("paths", nargs="+", metavar="PATH", help="image files or folders")
+    p.add_argument(
+        "--model",
+        default=None,
+        help=".keras or .tflite file, run directory, or a shipped model: pretrained (Keras), pretrained-int8 "
+        "(its int8 LiteRT export), robust; default: pretrained-int8 when its card shows parity, else pretrained",
+    )
+    p.add_argument(
+        "--out",
+        metavar="FILE.csv",
+        help="write path,p_fake,label,width,height rows here instead of printing a table (written as it goes "
+        "to a hidden temporary file, renamed when complete)",
+    )
+    p.add_argument(
+        "--shard",
+        metavar="K/N",
+        help="score only the K-th of N deterministic shares of the sorted file list (run N jobs, K = 1..N)",
+    )
+    add_scoring_args(p)
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """``K/N`` (1 <= K <= N) -> (K, N)."""
+    from ..errors import UserError
+
+    try:
+        k, n = (int(x) for x in text.split("/"))
+    except ValueError:
+        raise UserError(f"--shard {text}: expected K/N, e.g. 3/8 for the third of eight shards") from None
+    if not 1 <= k <= n:
+        raise UserError(f"--shard {text}: K must be between 1 and N")
+    return k, n
+
+
+def check_out_file(out: Path) -> None:
+    """Fail before the scoring, not after it: ``--out`` must be a file we can create or replace."""
+    import os
+
+    from .. import limits
+    from ..errors import UserError
+
+    if out.is_dir():
+        raise UserError(f"--out {out} is a folder; give a file name such as {out / 'predictions.csv'}")
+    if limits.can_create(out.parent) is None or (out.exists() and not os.access(out, os.W_OK)):
+        raise UserError(f"--out {out}: not writable; choose another path")
+
+
+def check_out_is_not_an_input(out: Path, files: list[str], model: Path) -> None:
+    """The CSV may not replace an image being scored, the model, or a file beside the model it reads."""
+    from ..errors import UserError
+
+    target = out.resolve()
+    inputs = {Path(f).resolve() for f in files}
+    model = model.resolve()
+    readers = {model, model.with_name(model.name + ".json"), model.with_name("threshold.json")}
+    if target in inputs:
+        raise UserError(f"--out {out} is one of the images being scored; choose another file name")
+    if target in readers:
+        raise UserError(f"--out {out} is the model or a file it reads ({model.name}); choose another file name")
+
+
+def run(args) -> int:
+    import sys
+
+    from tqdm import tqdm
+
+    from ..data import IMAGE_SIZE
+    from ..detector import Detector
+    from ..errors import UserError
+    from ..images import collect, resized_note_counts
+    from ..limits import printable
+    from ..predict import CsvSink, Table, score_chunks, shard
+
+    if args.out:
+        check_out_file(Path(args.out))
+    files = collect(args.paths)
+    if args.shard:
+        k, n = parse_shard(args.shard)
+        total, files = len(files), shard(files, k, n)
+        print(f"shard {k}/{n}: {len(files):,} of {total:,} file(s)", file=sys.stderr)
+    if not files:
+        raise UserError(f"no image files found in {' '.join(args.paths)}")
+    detector = Detector.load(args.model, args.threshold)
+    if args.out:
+        check_out_is_not_an_input(Path(args.out), files, detector.path)
+    sink = CsvSink(Path(args.out)) if args.out else Table(files, detector.threshold)
+    n_rows = n_fake = n_other = n_bad = 0
+    bar = tqdm(
+        total=len(files),
+        desc="predict",
+        unit="img",
+        file=sys.stderr,
+        mininterval=0.5,
+        disable=not (args.out and sys.stderr.isatty()),  # a table on stdout is its own progress
+    )
+    try:
+        for rows, unreadable in score_chunks(files, detector, args.batch_size, args.tta):
+            for path, why in unreadable:
+                bar.write(f"warning: skipped {printable(path)}: {why}", file=sys.stderr)
+            sink.write(rows)
+            n_rows += len(rows)
+            n_fake += sum(r[2] == "FAKE" for r in rows)
+            n_other += sum((r[3], r[4]) != (IMAGE_SIZE, IMAGE_SIZE) for r in rows)
+            n_bad += len(unreadable)
+            bar.update(len(rows) + len(unreadable))
+    except BaseException:
+        if isinstance(sink, CsvSink):
+            sink.abort()  # no half-written CSV where a complete one is expected
+        raise
+    finally:
+        bar.close()
+    if not n_rows:
+        if isinstance(sink, CsvSink):
+            sink.abort()
+        raise UserError(f"none of the {len(files)} file(s) could be read as an image")
+    if note := resized_note_counts(n_other, n_rows):
+        print(f"warning: {note}", file=sys.stderr)
+    if isinstance(sink, CsvSink):
+        sink.finish()
+        print(f"wrote {n_rows} predictions to {args.out} (threshold {detector.threshold:.4f}; FAKE = 1)")
+    print(
+        f"{n_rows} scored: {n_fake} FAKE, {n_rows - n_fake} REAL; {n_bad} unreadable (model {detector.path.name})",
+        file=sys.stderr,
+    )
+    return EXIT_SOME_UNREADABLE if n_bad else 0

@@ -1,0 +1,71 @@
+"""The shape of the code: commands stand side by side on the library, and the command list lives in one place."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+from cifake import commands
+from cifake.cli import build_parser
+
+PACKAGE = Path(commands.__file__).resolve().parents[1]
+
+
+def imported_modules(path: Path) -> set[str]:
+    """Absolute names of the cifake modules ``path`` imports (``from .x import y``, ``from ..x import y``, ``import cifake.x``)."""
+    package = path.relative_to(PACKAGE.parent).with_suffix("").parts[:-1]  # ('cifake',) or ('cifake', 'commands')
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom):
+            base = list(package[: len(package) - node.level + 1]) if node.level else []
+            module = ".".join([*base, *(node.module.split(".") if node.module else [])])
+            found.add(module)
+            found.update(f"{module}.{a.name}" for a in node.names)  # `from . import predict` names a module
+        elif isinstance(node, ast.Import):
+            found.update(a.name for a in node.names)
+    return {m for m in found if m == "cifake" or m.startswith("cifake.")}
+
+
+COMMAND_FILES = {name: PACKAGE / "commands" / f"{name}.py" for name in commands.NAMES}
+
+
+def test_every_command_has_one_module_and_every_module_is_listed():
+    on_disk = {p.stem for p in (PACKAGE / "commands").glob("*.py") if not p.stem.startswith("_")}
+    assert on_disk == set(commands.NAMES)
+    for name in commands.NAMES:
+        module = commands.load(name)
+        for attr in ("HELP", "DESCRIPTION", "EXAMPLE", "add_arguments", "run"):
+            assert hasattr(module, attr), f"commands/{name}.py has no {attr}"
+
+
+@pytest.mark.parametrize("name", commands.NAMES)
+def test_no_command_module_imports_another_command(name):
+    others = {f"cifake.commands.{n}" for n in commands.NAMES if n != name}
+    leaks = imported_modules(COMMAND_FILES[name]) & others
+    assert not leaks, f"commands/{name}.py imports {sorted(leaks)}: share code through the library instead"
+
+
+def test_the_library_never_imports_a_command():
+    for path in PACKAGE.glob("*.py"):
+        if path.name in ("cli.py", "__main__.py"):
+            continue
+        leaks = {m for m in imported_modules(path) if m.startswith("cifake.commands")}
+        assert not leaks, f"{path.name} imports {sorted(leaks)}"
+
+
+def test_the_walk_sees_relative_imports(tmp_path):
+    """The checker itself: a command importing a sibling command is caught."""
+    fake = PACKAGE / "commands" / "_walk_probe.py"
+    try:
+        fake.write_text("from .predict import run\nfrom .. import images\n")
+        assert {"cifake.commands.predict", "cifake.images"} <= imported_modules(fake)
+    finally:
+        fake.unlink()
+
+
+def test_the_parser_offers_exactly_the_listed_commands():
+    parser = build_parser()
+    subs = next(a for a in parser._actions if a.dest == "command")
+    assert tuple(subs.choices) == commands.NAMES
