@@ -1,6 +1,6 @@
 """Training augmentations in tf.data, per batch, stateless: flip, shift, and the robust ones.
 
-The robust augmentations (``augment.jpeg``, ``blur``, ``resize``, ``noise``) train the detector on
+The robust augmentations (``augment.jpeg``, ``blur``, ``resize``, ``noise``, ``color``) train the detector on
 the degradations images meet on the web, after Wang et al. (CVPR 2020), who made CNN-image
 detectors robust to JPEG and blur by training on random JPEG and blur. Each has a probability
 (per image) and a range; they apply to REAL and FAKE images alike, in the order an image meets
@@ -19,7 +19,7 @@ IMAGE_SIZE = 32
 
 
 def any_robust(cfg) -> bool:
-    return any(p > 0 for p in (cfg.jpeg, cfg.blur, cfg.resize, cfg.noise))
+    return any(p > 0 for p in (cfg.jpeg, cfg.blur, cfg.resize, cfg.noise, cfg.color))
 
 
 def flip_shift(images, seed, flip: bool, shift: int):
@@ -78,6 +78,24 @@ def _noise(tf, x, sigma_max: float, p: float, seed):
     return tf.where(_coin(tf, b, p, seed + 7)[:, None, None, None], x + noise, x)
 
 
+def _color(tf, x, strength: float, p: float, seed):
+    """Brightness (a gain), contrast (about the image's mean grey) and saturation (about each pixel's
+    grey), each factor ~ U(1 - strength, 1 + strength) per image, for a share p of the images (float batch).
+
+    The operations of Pillow's ImageEnhance that the evaluation battery applies, written in TensorFlow.
+    """
+    b = tf.shape(x)[0]
+    f = tf.random.stateless_uniform([3, b], seed=seed, minval=1 - strength, maxval=1 + strength)
+    grey_weights = tf.constant([0.299, 0.587, 0.114], tf.float32)
+    out = x * f[0][:, None, None, None]
+    mean = tf.reduce_mean(tf.tensordot(out, grey_weights, 1), axis=[1, 2])[:, None, None, None]
+    out = mean + (out - mean) * f[1][:, None, None, None]
+    grey = tf.tensordot(out, grey_weights, 1)[..., None]
+    out = grey + (out - grey) * f[2][:, None, None, None]
+    out = tf.clip_by_value(out, 0, 255)
+    return tf.where(_coin(tf, b, p, seed + 7)[:, None, None, None], out, x)
+
+
 def _jpeg(tf, x_uint8, q_min: int, q_max: int, p: float, seed):
     """Real JPEG re-encoding (TensorFlow's libjpeg) at quality ~ U[q_min, q_max] per image, for a share p."""
     b = tf.shape(x_uint8)[0]
@@ -103,6 +121,8 @@ def robust_batch(images, seed, cfg):
         x = _resize(tf, x, cfg.resize_min, cfg.resize, seed + 11)
     if cfg.blur > 0:
         x = _blur(tf, x, cfg.blur_sigma_max, cfg.blur, seed + 23)
+    if cfg.color > 0:  # the scene and the camera first, then the sensor noise and the encoder
+        x = _color(tf, x, cfg.color_strength, cfg.color, seed + 41)
     if cfg.noise > 0:
         x = _noise(tf, x, cfg.noise_sigma_max, cfg.noise, seed + 37)
     x = tf.cast(tf.clip_by_value(tf.round(x), 0, 255), tf.uint8)

@@ -9,15 +9,76 @@ cache written by an older cifake) is stale: never read again, only taking space.
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import os
 import shutil
+import sys
 from pathlib import Path
 
-from .data import CACHE_DIRNAME, CLASS_NAMES, cache_file_for, list_split
+import numpy as np
+
+from .decode import IMAGE_SIZE
 from .errors import UserError
+
+CACHE_DIRNAME = ".cifake-cache"
+
+
+def _cache_key(paths: list[str], root: str | Path) -> str:
+    """Names relative to the dataset root, sizes and modification times: a folder moved or renamed
+    as a whole (``cifake download`` verifies in a temporary folder, then renames it) keeps its cache."""
+    h = hashlib.sha1()
+    for p in paths:
+        st = os.stat(p)
+        h.update(os.fsencode(os.path.relpath(p, root)) + f"\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()[:16]
+
+
+def cache_file_for(paths: list[str], root: str | Path) -> Path:
+    return Path(root) / CACHE_DIRNAME / f"{_cache_key(paths, root)}.npz"
+
+
+def read_cache(cache_file: Path, n: int) -> tuple[np.ndarray, list[int]] | None:
+    """The cached (images, bad) if the file is whole and matches ``n`` paths; else None (and it is removed).
+
+    A cache cut short (disk full, a kill during a copy) or edited by hand is treated as absent and
+    rebuilt, instead of failing every later run until someone deletes it.
+    """
+    try:
+        with np.load(cache_file, allow_pickle=False) as z:
+            images, bad = z["images"], z["bad"]
+        if images.shape != (n, IMAGE_SIZE, IMAGE_SIZE, 3) or images.dtype != np.uint8 or bad.ndim != 1:
+            raise ValueError(f"holds {images.shape} {images.dtype}, expected ({n}, 32, 32, 3) uint8")
+        if len(bad) and (bad.min() < 0 or bad.max() >= n):
+            raise ValueError("bad-file indices out of range")
+        return images, bad.astype(np.int64).tolist()
+    except Exception as e:  # noqa: BLE001 - any unreadable cache is rebuilt, never fatal
+        print(
+            f"note: decode cache {cache_file} is unreadable ({type(e).__name__}: {e}); rebuilding it", file=sys.stderr
+        )
+        with contextlib.suppress(OSError):
+            cache_file.unlink()
+        return None
+
+
+def write_cache(cache_file: Path, images: np.ndarray, bad: list[int]) -> None:
+    """Write the cache atomically (readers see the old file or the whole new one); a failure is a note."""
+    try:
+        cache_file.parent.mkdir(exist_ok=True)
+        tmp = cache_file.with_name(f".{cache_file.stem}.{os.getpid()}.tmp.npz")  # one writer per name
+        try:
+            np.savez(tmp, images=images, bad=np.asarray(bad, np.int64))
+            os.replace(tmp, cache_file)
+        finally:
+            tmp.unlink(missing_ok=True)
+    except OSError as e:  # read-only dataset folder or a full disk: carry on without a cache
+        print(f"note: could not write the decode cache ({e}); set data.cache=false to silence", file=sys.stderr)
 
 
 def current_files(root: Path) -> dict[Path, str]:
     """The cache file each complete split of ``root`` would use -> the split's name and size."""
+    from .data import CLASS_NAMES, list_split
+
     names = {}
     for split in ("train", "test"):
         if all((root / split / c).is_dir() for c in CLASS_NAMES):

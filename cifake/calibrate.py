@@ -84,8 +84,9 @@ def fold_into_model(model, t: float, b: float = 0.0) -> None:
     last = model.layers[-1]
     if not isinstance(last, keras.layers.Dense) or getattr(last.activation, "__name__", "") != "sigmoid":
         raise UserError(
-            f"--calibrate needs a model ending in a Dense layer with a sigmoid (got {type(last).__name__}); "
-            "the temperature is folded into that layer"
+            f"{{calibrate}} needs a model ending in a Dense layer with a sigmoid (got {type(last).__name__}); "
+            "the temperature is folded into that layer",
+            options=("calibrate",),
         )
     kernel, bias = last.get_weights()
     last.set_weights([kernel / t, bias / t + b])

@@ -10,11 +10,16 @@ stderr, no traceback unless ``--debug``); 1 anything unexpected; 130 interrupted
 from __future__ import annotations
 
 import argparse
+import contextlib
+import errno
+import io
 import os
+import signal
 import sys
+import threading
 import traceback
 
-from . import __version__, commands, limits
+from . import __version__, commands, limits, text
 from .errors import UserError
 
 LABELS_NOTE = "Labels: FAKE = 1 is the positive class everywhere (P(FAKE), precision, recall, CSV columns)."
@@ -68,6 +73,52 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the program is, so that the same clean-up as Ctrl-C runs (exit 143)."""
+
+
+def _on_sigterm(signum, frame):
+    raise Terminated
+
+
+@contextlib.contextmanager
+def _signals():
+    """Ctrl-C and SIGTERM stop every command, cleanly, at any stage.
+
+    A shell without job control starts background jobs with SIGINT ignored, and Python keeps an
+    ignored SIGINT: `cifake train &` in a script would never stop on Ctrl-C or `kill -INT`. SIGTERM
+    (`timeout`, `kill`, a scheduler) gets the same clean-up as Ctrl-C. The caller's handlers come back after.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    saved = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        yield
+    finally:
+        for sig, handler in saved.items():
+            signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
+
+
+def _safe_streams() -> None:
+    """A terminal or pipe that cannot encode a file name (PYTHONIOENCODING=ascii) gets \\xNN, not a crash midway."""
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(AttributeError, ValueError, io.UnsupportedOperation):
+            stream.reconfigure(errors="backslashreplace")
+
+
+def _os_error_line(e: OSError) -> str | None:
+    """One line for the OSErrors a user can fix (full disk, a name too long); None for the others."""
+    where = f" ({text.shorten(text.printable(str(e.filename)), 120)})" if e.filename else ""
+    if e.errno == errno.ENOSPC:
+        return f"no space left on the device{where}: free some space and run it again"
+    if e.errno == errno.ENAMETOOLONG:
+        return f"a file name or path is too long for the file system{where}"
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     try:
@@ -82,6 +133,17 @@ def main(argv: list[str] | None = None) -> int:
         return int(e.code or 0)
     if args.debug:
         os.environ["CIFAKE_DEBUG"] = "1"  # tfutil then leaves TensorFlow's start-up logs alone
+    _safe_streams()
+    with _signals():
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
+    """The command, and the exit-code policy: 0, 2 (user error), 1 (unexpected), 130 (Ctrl-C), 143 (SIGTERM)."""
+
+    def error(line: str) -> None:
+        print(f"cifake {args.command}: error: {line}", file=sys.stderr)
+
     try:
         if getattr(args, "max_megapixels", None):
             limits.set_max_megapixels(args.max_megapixels)
@@ -89,24 +151,42 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as e:
         if args.debug:
             traceback.print_exc()
-        for line in str(e).splitlines():
-            print(f"cifake {args.command}: error: {line}", file=sys.stderr)
+        for line in e.for_cli().splitlines():
+            error(line)
         return 2
     except BrokenPipeError:  # `cifake config | head`
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except Terminated:
+        print(f"cifake {args.command}: terminated (SIGTERM)", file=sys.stderr)
+        return 143
     except KeyboardInterrupt:
         print(f"cifake {args.command}: interrupted", file=sys.stderr)
         return 130
-    except Exception as e:  # noqa: BLE001 - the policy: anything unexpected is exit 1
+    except RecursionError:  # a folder tree, JSON or YAML nested deeper than Python recurses
+        error("the input is nested too deeply to read (a folder tree or a JSON/YAML file thousands of levels deep)")
+        return 2
+    except OSError as e:
+        if (line := _os_error_line(e)) is None:
+            return _unexpected(args, e)
         if args.debug:
             traceback.print_exc()
-        else:
-            print(
-                f"cifake {args.command}: unexpected error: {type(e).__name__}: {e} (run with --debug for the traceback)",
-                file=sys.stderr,
-            )
-        return 1
+        error(line)
+        return 2
+    except Exception as e:  # noqa: BLE001 - the policy: anything unexpected is exit 1
+        return _unexpected(args, e)
+
+
+def _unexpected(args: argparse.Namespace, e: Exception) -> int:
+    if args.debug:
+        traceback.print_exc()
+    else:
+        message = text.shorten(text.printable(str(e)), 300)
+        print(
+            f"cifake {args.command}: unexpected error: {type(e).__name__}: {message} (run with --debug for the traceback)",
+            file=sys.stderr,
+        )
+    return 1
 
 
 if __name__ == "__main__":  # pragma: no cover

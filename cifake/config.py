@@ -61,6 +61,16 @@ class AugmentConfig:
     noise_sigma_max: float = _f(
         12.0, "largest noise sigma, in 0..255 pixel units (drawn uniformly from 0)", gt=0, max=64
     )
+    color: float = _f(
+        0.0,
+        "share of training images with random brightness, contrast and saturation (each a factor drawn from "
+        "1 +- color_strength); 0 = off",
+        min=0,
+        max=1,
+    )
+    color_strength: float = _f(
+        0.4, "largest change of brightness, contrast and saturation (0.4: x0.6 to x1.4)", gt=0, max=0.9
+    )
 
 
 @dataclass
@@ -146,6 +156,12 @@ class TrainConfig:
         "mirrored = MirroredStrategy over this machine's GPUs; multi_worker = MultiWorkerMirroredStrategy from "
         "TF_CONFIG; none",
         choices=("auto", "none", "mirrored", "multi_worker"),
+    )
+    cluster_timeout: float = _f(
+        600.0,
+        "multi-worker training: seconds to wait for the chief and the other workers before giving up (exit 2)",
+        min=1.0,
+        max=86_400.0,
     )
     threads: int = _f(0, "CPU threads for TensorFlow ops; 0 = all cores", min=0, max=1024)
     tensorboard: bool = _f(True, "write TensorBoard event files to RUN_DIR/tensorboard (tensorboard --logdir runs)")

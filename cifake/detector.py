@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import limits
+from . import limits, text
 from .errors import UserError
 from .litert import LiteModel, is_litert
 from .tfutil import import_keras, import_tf
@@ -57,7 +57,7 @@ def export_card(model_file: Path) -> dict | None:
     f = model_file.with_name(model_file.name + ".json")
     try:
         data = json.loads(f.read_text()) if f.is_file() and f.stat().st_size < 1 << 20 else None
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         return None
     return data if isinstance(data, dict) else None
 
@@ -80,7 +80,7 @@ def resolve_checkpoint(path: str | Path) -> Path:
     return path
 
 
-def _check_keras_file(path: Path) -> None:
+def check_keras_file(path: Path) -> None:
     """A .keras file is a zip: refuse one that is not, or whose members promise too much."""
     if not zipfile.is_zipfile(path):
         raise UserError(f"{path} is not a .keras model file (it is not a zip archive; was it cut short or renamed?)")
@@ -115,12 +115,12 @@ def load_detector(path: str | Path, *, keras_only: str | None = None):
         )
     keras = import_keras()
     if path.suffix.lower() == ".keras":
-        _check_keras_file(path)
+        check_keras_file(path)
     try:
         model = keras.models.load_model(path, compile=False, safe_mode=True)
     except Exception as e:  # noqa: BLE001 - any load failure means "not a usable Keras model"
         raise UserError(
-            f"{path} is not a loadable Keras model ({type(e).__name__}: {limits.shorten(str(e).splitlines()[0], 160)})"
+            f"{path} is not a loadable Keras model ({type(e).__name__}: {text.shorten(str(e).splitlines()[0], 160)})"
         ) from None
     shape = tuple(model.input_shape) if not isinstance(model.input_shape, list) else None
     if shape is None or shape[1:] != (32, 32, 3) or tuple(model.output_shape)[1:] != (1,):
@@ -148,6 +148,8 @@ def read_threshold(checkpoint: Path) -> tuple[float, str] | None:
         if f.stat().st_size > 64 * 1024:
             raise ValueError("over 64 KB")
         data = json.loads(f.read_text())
+    except RecursionError:
+        raise UserError(f"{f} is nested too deeply to be a threshold file: {fix}") from None
     except (OSError, ValueError, UnicodeDecodeError) as e:
         raise UserError(f"{f} is not valid JSON ({e}): {fix}") from None
     chosen_for = data.get("model") if isinstance(data, dict) else None

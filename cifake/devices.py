@@ -18,6 +18,7 @@ that they remove at the end, as TensorFlow's multi-worker guide prescribes.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from dataclasses import dataclass
@@ -34,6 +35,7 @@ class Cluster:
     task_type: str
     task_index: int
     has_chief: bool
+    leader: str = ""  # host:port of the chief (worker 0 without one): where the others register
 
     @property
     def is_chief(self) -> bool:
@@ -52,6 +54,8 @@ def parse_tf_config(text: str) -> Cluster:
 
     try:
         data = json.loads(text)
+    except RecursionError:
+        raise bad("is nested too deeply to be a cluster description") from None
     except ValueError as e:
         raise bad(f"is not valid JSON ({e})") from None
     if not isinstance(data, dict):
@@ -78,7 +82,8 @@ def parse_tf_config(text: str) -> Cluster:
         raise bad(f"task.type {kind!r} is not one of the cluster's task types {sorted(cluster)}")
     if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < len(cluster[kind]):
         raise bad(f"task.index {index!r} is out of range: cluster.{kind} has {len(cluster[kind])} entr(ies)")
-    return Cluster(sum(len(v) for v in cluster.values()), kind, index, "chief" in cluster)
+    leader = cluster["chief"][0] if "chief" in cluster else cluster["worker"][0]
+    return Cluster(sum(len(v) for v in cluster.values()), kind, index, "chief" in cluster, leader)
 
 
 def cluster_from_env(distribute: str) -> Cluster | None:
@@ -144,7 +149,7 @@ def setup_devices(cfg, cluster: Cluster | None = None) -> tuple[object, str]:
         tf.config.threading.set_inter_op_parallelism_threads(min(2, cfg.train.threads))
     strategy = None
     if cluster is not None:  # first: the collective ops must be configured before TensorFlow starts its runtime
-        strategy = tf.distribute.MultiWorkerMirroredStrategy()
+        strategy = multi_worker_strategy(tf, cluster, cfg.train.cluster_timeout)
     gpus = tf.config.list_physical_devices("GPU")
     parts = []
     caps = []
@@ -176,6 +181,103 @@ def setup_devices(cfg, cluster: Cluster | None = None) -> tuple[object, str]:
     return strategy, ", ".join(parts)
 
 
+def multi_worker_strategy(tf, cluster: Cluster, timeout_s: float):
+    """MultiWorkerMirroredStrategy, or a UserError naming who did not answer within ``timeout_s``.
+
+    A worker first waits (in Python, so Ctrl-C and SIGTERM work) until the chief's port accepts
+    connections, saying whom it waits for. TensorFlow's constructor then blocks in C++, holding the
+    GIL, until every task has registered with the coordination service: its registration timeout is
+    set to ``timeout_s`` (TensorFlow's default waits for an hour), and Ctrl-C / SIGTERM get their
+    default action meanwhile (the kernel ends the process: exit 130 / 143), since Python's handlers
+    cannot run then. Nothing has been written yet at this point.
+    """
+    if not cluster.is_chief:
+        wait_for_port(cluster.leader, timeout_s, "the chief")
+    _bound_registration(tf, timeout_s)
+    who = f"the other {cluster.tasks - 1} worker(s) of the cluster (chief {cluster.leader})"
+    print(f"waiting for {who} to join (at most {timeout_s:g} s) ...", flush=True)
+    with _default_signals():
+        try:
+            return tf.distribute.MultiWorkerMirroredStrategy()
+        except tf.errors.OpError as e:
+            raise UserError(
+                f"no answer from {who} within {timeout_s:g} s ({type(e).__name__}): start every worker with the "
+                "same TF_CONFIG cluster (train.cluster_timeout sets how long to wait); nothing was written"
+            ) from None
+
+
+def _bound_registration(tf, timeout_s: float) -> None:
+    """Configure the coordination service as MultiWorkerMirroredStrategy would, with a registration timeout.
+
+    The strategy configures it only when nothing has (TensorFlow 2.21's collective_all_reduce_strategy);
+    private API, pinned with tensorflow 2.21.
+    """
+    from tensorflow.compiler.xla.tsl.protobuf import coordination_config_pb2
+    from tensorflow.python.distribute import multi_worker_util
+    from tensorflow.python.distribute.cluster_resolver import TFConfigClusterResolver
+    from tensorflow.python.eager import context
+
+    if context.context().coordination_service is not None:
+        return
+    spec = TFConfigClusterResolver().cluster_spec()
+    jobs = [
+        coordination_config_pb2.CoordinatedJob(name=job, num_tasks=spec.num_tasks(job))
+        for job in ("chief", "worker")
+        if job in spec.jobs
+    ]
+    context.context().configure_coordination_service(
+        service_type="standalone",
+        service_leader=multi_worker_util.coordination_leader(spec),
+        coordinated_jobs=jobs,
+        cluster_register_timeout_in_ms=int(timeout_s * 1000),
+    )
+
+
+@contextlib.contextmanager
+def _default_signals():
+    """SIGINT and SIGTERM with their default action (end the process) for the body, then as before."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    saved = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    for sig in saved:
+        signal.signal(sig, signal.SIG_DFL)
+    try:
+        yield
+    finally:
+        for sig, handler in saved.items():
+            signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
+
+
+def wait_for_port(address: str, timeout_s: float, who: str) -> None:
+    """Return once ``host:port`` accepts a TCP connection; UserError after ``timeout_s`` seconds."""
+    import socket
+    import time
+
+    host, _, port = address.rpartition(":")
+    start = time.monotonic()
+    said = -1.0
+    while True:
+        try:
+            socket.create_connection((host.strip("[]"), int(port)), timeout=1.0).close()
+            return
+        except OSError:
+            pass
+        waited = time.monotonic() - start
+        if waited >= timeout_s:
+            raise UserError(
+                f"no answer from {who} at {address} after {timeout_s:g} s: start it, or check TF_CONFIG "
+                "(train.cluster_timeout sets how long to wait)"
+            )
+        if waited - said >= 30 or said < 0:
+            print(f"waiting for {who} at {address} ({waited:.0f} of {timeout_s:g} s) ...", flush=True)
+            said = waited
+        time.sleep(min(1.0, max(0.0, timeout_s - waited)))
+
+
 def build_for_replicas(model, strategy) -> None:
     """Build the model's metrics and loss from a plain sample batch before ``fit`` sees a distributed one.
 
@@ -193,7 +295,18 @@ def build_for_replicas(model, strategy) -> None:
     # The same trainer reduces each step's logs across workers with strategy.reduce("MEAN", v, axis=0),
     # which fails on scalars ("Invalid reduction dimension 0"). Every value in those logs comes from a
     # Keras metric, whose state is already summed over all replicas when read, so the mean of this
-    # worker's local copies is the global value: the trainer is told to take that path.
+    # worker's local copies is the global value: the trainer is told to take that path, for
+    # MultiWorkerMirroredStrategy only (MirroredStrategy on one machine never took the failing path).
+    # Private Keras API: pyproject pins keras to the minor version this was tested with.
     from keras.src.backend.tensorflow import trainer as tf_trainer
 
-    tf_trainer._collective_all_reduce_multi_worker = lambda strategy: False
+    tf = import_tf()
+    original = tf_trainer._collective_all_reduce_multi_worker
+    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) or getattr(original, "cifake", False):
+        return
+
+    def local_logs_for_multi_worker(s):
+        return False if isinstance(s, tf.distribute.MultiWorkerMirroredStrategy) else original(s)
+
+    local_logs_for_multi_worker.cifake = True
+    tf_trainer._collective_all_reduce_multi_worker = local_logs_for_multi_worker

@@ -22,7 +22,7 @@ import numpy as np
 from .config import DataConfig
 from .data import CLASS_NAMES, SUBJECTS, Split, load_split, subject_of
 from .errors import UserError
-from .limits import csv_path, printable
+from .text import csv_path, printable
 
 
 def dhash(images: np.ndarray) -> np.ndarray:
@@ -62,6 +62,16 @@ def report(data_dir: str | Path, out: str | Path, samples: int = 32) -> Path:
     from .plots import eda_figures
 
     data_dir, out = Path(data_dir), Path(out)
+    if out.exists() and not out.is_dir():  # before the data is loaded
+        raise UserError(f"{{out}} {out} is a file; give a folder for the report", options=("out",))
+    from .layout import inside_image_folders
+
+    if inside_image_folders(out, data_dir):
+        raise UserError(
+            f"{{out}} {out} is inside the dataset's image folders: the report's PNGs would be read as images; "
+            "choose a folder outside them",
+            options=("out",),
+        )
     splits: dict[str, Split] = {}
     for split in ("train", "test"):
         if all((data_dir / split / c).is_dir() for c in CLASS_NAMES):
@@ -69,14 +79,34 @@ def report(data_dir: str | Path, out: str | Path, samples: int = 32) -> Path:
     if not splits:
         raise UserError(f"no {data_dir}/train/{{REAL,FAKE}} or test/{{REAL,FAKE}}: fetch the data with cifake download")
     out.mkdir(parents=True, exist_ok=True)
-
+    stats = {}
+    for name, s in splits.items():
+        for label, cls in enumerate(CLASS_NAMES):
+            imgs = s.images[s.labels == label]
+            stats[(name, cls)] = {"mean": imgs.mean(axis=0) / 255.0, "spectrum": log_spectrum(imgs)}
+    figures = eda_figures(splits, stats, out, samples)
+    exact, near = find_duplicates(splits)
+    write_duplicates_csv(out / "duplicates.csv", exact, near)
     lines = [
         f"# CIFAKE dataset report: `{data_dir}`",
         "",
         "FAKE = 1 is the positive class. Figures are PNGs beside this file.",
         "",
+        *count_lines(splits),
+        *figure_lines(),
+        *duplicate_lines(exact, near),
     ]
-    lines += ["## Counts", "", "| split | REAL | FAKE | total |", "|---|---:|---:|---:|"]
+    path = out / "report.md"
+    path.write_text("\n".join(lines) + "\n")
+    print(
+        f"wrote {path} ({len(figures)} figures, duplicates.csv): {len(exact):,} identical and {len(near):,} near-duplicate groups"
+    )
+    return path
+
+
+def count_lines(splits: dict[str, Split]) -> list[str]:
+    """The report's counts: per split and class, then per CIFAR-10 subject."""
+    lines = ["## Counts", "", "| split | REAL | FAKE | total |", "|---|---:|---:|---:|"]
     for name, s in splits.items():
         c = s.counts()
         lines.append(f"| {name} | {c['REAL']:,} | {c['FAKE']:,} | {len(s):,} |")
@@ -94,14 +124,30 @@ def report(data_dir: str | Path, out: str | Path, samples: int = 32) -> Path:
             real, fake = int(((subj == idx) & (s.labels == 0)).sum()), int(((subj == idx) & (s.labels == 1)).sum())
             if real or fake:
                 lines.append(f"| {name} | {subject} | {real:,} | {fake:,} |")
+    return lines
 
-    stats = {}
-    for name, s in splits.items():
-        for label, cls in enumerate(CLASS_NAMES):
-            imgs = s.images[s.labels == label]
-            stats[(name, cls)] = {"mean": imgs.mean(axis=0) / 255.0, "spectrum": log_spectrum(imgs)}
-    figures = eda_figures(splits, stats, out, samples)
 
+def figure_lines() -> list[str]:
+    return [
+        "",
+        "## Samples",
+        "",
+        "![samples](samples.png)",
+        "",
+        "## Mean image and mean log-magnitude spectrum per class",
+        "",
+        "Generators often leave periodic traces that show as peaks in the spectrum; the right-most panels show FAKE minus REAL.",
+        "",
+        "![means](mean_spectrum.png)",
+        "",
+    ]
+
+
+Group = list[tuple[str, str]]  # (split, path) of files that are the same image
+
+
+def find_duplicates(splits: dict[str, Split]) -> tuple[list[Group], list[Group]]:
+    """(byte-identical groups, near-duplicate groups that are not byte-identical), within and across splits."""
     all_paths = [p for s in splits.values() for p in s.paths]
     all_splits = [name for name, s in splits.items() for _ in s.paths]
     exact = duplicate_groups(file_digests(all_paths), all_paths, all_splits)
@@ -110,53 +156,43 @@ def report(data_dir: str | Path, out: str | Path, samples: int = 32) -> Path:
     near = [
         g for g in duplicate_groups(dhash(images).tolist(), all_paths, all_splits) if not {p for _, p in g} <= exact_ids
     ]
-    with open(out / "duplicates.csv", "w", newline="") as f:
+    return exact, near
+
+
+def write_duplicates_csv(path: Path, exact: list[Group], near: list[Group]) -> None:
+    with open(path, "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["kind", "group", "split", "path"])
         for kind, groups in (("identical", exact), ("near", near)):
             for gi, g in enumerate(groups):
                 w.writerows((kind, gi, split, csv_path(path)) for split, path in g)
 
-    def describe(groups):
-        cross = sum(len({s for s, _ in g}) > 1 for g in groups)
-        by = defaultdict(int)
-        for g in groups:
-            for s, p in g:
-                by[(s, Path(p).parent.name)] += 1
-        where = ", ".join(f"{s}/{c}: {n:,} files" for (s, c), n in sorted(by.items()))
-        return f"{len(groups):,} groups ({sum(len(g) for g in groups):,} files; {cross:,} groups span splits). {where or ''}"
 
-    lines += [
-        "",
-        "## Samples",
-        "",
-        "![samples](samples.png)",
-        "",
-        "## Mean image and mean log-magnitude spectrum per class",
-        "",
-    ]
-    lines += [
-        "Generators often leave periodic traces that show as peaks in the spectrum; the right-most panels show FAKE minus REAL.",
-        "",
-        "![means](mean_spectrum.png)",
-        "",
-    ]
-    lines += [
+def _describe(groups: list[Group]) -> str:
+    cross = sum(len({s for s, _ in g}) > 1 for g in groups)
+    by = defaultdict(int)
+    for g in groups:
+        for s, p in g:
+            by[(s, Path(p).parent.name)] += 1
+    where = ", ".join(f"{s}/{c}: {n:,} files" for (s, c), n in sorted(by.items()))
+    return (
+        f"{len(groups):,} groups ({sum(len(g) for g in groups):,} files; {cross:,} groups span splits). {where or ''}"
+    )
+
+
+def duplicate_lines(exact: list[Group], near: list[Group]) -> list[str]:
+    lines = [
         "## Duplicates",
         "",
-        f"- byte-identical: {describe(exact)}",
-        f"- near-duplicates (equal 64-bit difference hash, not identical): {describe(near)}",
+        f"- byte-identical: {_describe(exact)}",
+        f"- near-duplicates (equal 64-bit difference hash, not identical): {_describe(near)}",
+        "",
+        "Every group is listed file by file in `duplicates.csv` (kind, group, split, path).",
         "",
     ]
-    lines += ["Every group is listed file by file in `duplicates.csv` (kind, group, split, path).", ""]
     for kind, groups in (("identical", exact), ("near-duplicate", near)):
         for g in groups[:5]:
             lines.append(
                 f"- {kind}: " + ", ".join(f"`{s}/{Path(p).parent.name}/{printable(Path(p).name)}`" for s, p in g)
             )
-    path = out / "report.md"
-    path.write_text("\n".join(lines) + "\n")
-    print(
-        f"wrote {path} ({len(figures)} figures, duplicates.csv): {len(exact):,} identical and {len(near):,} near-duplicate groups"
-    )
-    return path
+    return lines

@@ -20,17 +20,18 @@ from .detector import (
     PRETRAINED_DIR,
     THRESHOLD_FILE,
     Detector,
-    predict_tta,
     resolve_checkpoint,
 )
 from .errors import UserError
-from .limits import can_create, csv_path
+from .limits import can_create
 from .metrics import best_threshold, binary_report, per_group_accuracy
 from .rundir import run_config
+from .text import csv_path
 
 
 def evaluate(
     checkpoint: str | Path,
+    *,
     split: str | None = None,
     data_dir: str | None = None,
     threshold: float | None = None,
@@ -44,8 +45,7 @@ def evaluate(
 ) -> dict:
     """Evaluate ``checkpoint``; return the report written to metrics.json (see module docstring)."""
     if (calibrate or choose_threshold) and split not in (None, "val"):  # before any work
-        flag = "--calibrate" if calibrate else "--choose-threshold"
-        raise UserError(f"{flag} only works on --split val: nothing is ever fitted on test or train")
+        _refuse_fitting_off_val(calibrate)
     checkpoint = resolve_checkpoint(checkpoint)
     if corruptions is not None:
         from .corruptions import parse_spec
@@ -54,9 +54,43 @@ def evaluate(
     shipped = checkpoint.parent.resolve() == PRETRAINED_DIR.resolve()
     # nothing is ever written inside the installed package: a shipped model's results go to ./evaluate-NAME
     out_dir = Path(out) if out else (Path.cwd() / f"evaluate-{checkpoint.stem}" if shipped else checkpoint.parent)
-    check_writable_dir(out_dir, "--out" if out else "the checkpoint's folder (choose another with --out)")
+    check_writable_dir(out_dir, "{out}" if out else "the checkpoint's folder (choose another with {out})")
+    read_metrics(out_dir / "metrics.json")  # a damaged one is refused before the work, not after
     detector = Detector.load(checkpoint, threshold, stored_threshold=not choose_threshold)
-    model = detector.model
+    split, data, data_cfg = _split_data(checkpoint, split, data_dir)
+    if (calibrate or choose_threshold) and split != "val":
+        _refuse_fitting_off_val(calibrate)
+    p = detector.predict(data.images, batch_size, tta)
+    y = data.labels
+    threshold, source = detector.threshold, detector.threshold_source
+    if choose_threshold:
+        threshold, source = best_threshold(y, p), "chosen now on val (max accuracy)"
+    report = binary_report(y, p, threshold)
+    report.update(split=split, data_dir=str(data_cfg.dir), checkpoint=str(checkpoint), threshold_source=source, tta=tta)
+    subjects = np.array([subject_of(x) for x in data.paths])
+    report["per_subject"] = per_group_accuracy(y, p, subjects, SUBJECTS, threshold)
+    if calibrate:
+        plain = p if tta in (False, "none") else detector.predict(data.images, batch_size, False)
+        report["calibration"] = _calibrate(detector, plain, y, out_dir if shipped else None)
+    if corruptions is not None:
+        report["robustness"] = robustness(detector, data, corruptions, threshold, batch_size, tta, report)
+    eval_dir = out_dir / f"eval-{split}"
+    eval_dir.mkdir(parents=True, exist_ok=True)
+    write_predictions(eval_dir / "predictions.csv", data.paths, p, threshold)
+    if choose_threshold:
+        _write_threshold(out_dir, threshold, len(y), checkpoint)
+    if plots:
+        report["figures"] = _figures(y, p, data, threshold, eval_dir, report)
+    metrics_file = _merge_metrics(out_dir / "metrics.json", split, report)
+    print_report(report)
+    if "robustness" in report:
+        print_robustness(report["robustness"])
+    print(f"wrote {metrics_file} (evaluate.{split}) and {eval_dir}/")
+    return report
+
+
+def _split_data(checkpoint: Path, split: str | None, data_dir: str | None):
+    """(split name, its images, the data config): the run's own data.dir and seeded split unless told otherwise."""
     cfg = run_config(checkpoint)
     data_cfg = cfg.data if cfg else DataConfig()
     if data_dir:
@@ -67,75 +101,88 @@ def evaluate(
         print(
             f"split: {split} ({'test folder found' if has_test else f'no test folder in {data_cfg.dir}: the seeded validation split of train'})"
         )
-    if (calibrate or choose_threshold) and split != "val":
-        flag = "--calibrate" if calibrate else "--choose-threshold"
-        raise UserError(f"{flag} only works on --split val: nothing is ever fitted on test or train")
     if split == "test":
         if not has_test:
-            raise UserError(f"no {data_cfg.dir}/test/{{REAL,FAKE}}: use --split val, or download the full dataset")
-        data = load_split(data_cfg, "test")
-    else:
-        data = load_splits(data_cfg)[split]
-    p = predict_tta(model, data.images, batch_size, tta, checkpoint)
-    y = data.labels
-
-    threshold, source = detector.threshold, detector.threshold_source
-    if choose_threshold:
-        threshold, source = best_threshold(y, p), "chosen now on val (max accuracy)"
-    report = binary_report(y, p, threshold)
-    report.update(split=split, data_dir=str(data_cfg.dir), checkpoint=str(checkpoint), threshold_source=source, tta=tta)
-    subjects = np.array([subject_of(x) for x in data.paths])
-    report["per_subject"] = per_group_accuracy(y, p, subjects, SUBJECTS, threshold)
-    if calibrate:
-        from .calibrate import calibrate as fit_and_fold
-
-        plain = p if tta in (False, "none") else predict_tta(model, data.images, batch_size, False, checkpoint)
-        report["calibration"] = cal = fit_and_fold(model, checkpoint, plain, y, out_dir=out_dir if shipped else None)
-        print(
-            f"calibration: temperature {cal['temperature']:.4f}, bias {cal['bias']:+.4f} fitted on val; ECE "
-            f"{cal['ece_before']:.4f} -> {cal['ece_after']:.4f} ({cal['ece_after_held_out_half']:.4f} on a held-out "
-            f"half); accuracy at 0.5 {cal['accuracy_before']:.4f} -> {cal['accuracy_after']:.4f}; wrote {cal['checkpoint']}"
-        )
-    if corruptions is not None:
-        report["robustness"] = robustness(model, data, corruptions, threshold, batch_size, tta, checkpoint, report)
-
-    eval_dir = out_dir / f"eval-{split}"
-    eval_dir.mkdir(parents=True, exist_ok=True)
-    write_predictions(eval_dir / "predictions.csv", data.paths, p, threshold)
-    if choose_threshold:
-        (out_dir / THRESHOLD_FILE).write_text(
-            json.dumps(
-                {
-                    "threshold": threshold,
-                    "chosen_on": "val",
-                    "criterion": "max accuracy",
-                    "images": len(y),
-                    "model": checkpoint.name,  # applies to this file only, not to its exports beside it
-                },
-                indent=2,
+            raise UserError(
+                f"no {data_cfg.dir}/test/{{{{REAL,FAKE}}}}: use {{split}} val, or download the full dataset",
+                options=("split",),
             )
-            + "\n"
-        )
-    if plots:
-        from .plots import evaluation_figures, robustness_figure
+        return split, load_split(data_cfg, "test"), data_cfg
+    return split, load_splits(data_cfg)[split], data_cfg
 
-        report["figures"] = [str(f) for f in evaluation_figures(y, p, data, threshold, eval_dir)]
-        if "robustness" in report:
-            report["figures"].append(str(robustness_figure(report["robustness"], eval_dir / "robustness.png")))
-    metrics_file = out_dir / "metrics.json"
-    existing = json.loads(metrics_file.read_text()) if metrics_file.is_file() else {}
+
+def _calibrate(detector: Detector, p: np.ndarray, y: np.ndarray, out_dir: Path | None) -> dict:
+    from .calibrate import calibrate as fit_and_fold
+
+    cal = fit_and_fold(detector.model, detector.path, p, y, out_dir=out_dir)
+    print(
+        f"calibration: temperature {cal['temperature']:.4f}, bias {cal['bias']:+.4f} fitted on val; ECE "
+        f"{cal['ece_before']:.4f} -> {cal['ece_after']:.4f} ({cal['ece_after_held_out_half']:.4f} on a held-out "
+        f"half); accuracy at 0.5 {cal['accuracy_before']:.4f} -> {cal['accuracy_after']:.4f}; wrote {cal['checkpoint']}"
+    )
+    return cal
+
+
+def _write_threshold(out_dir: Path, threshold: float, images: int, checkpoint: Path) -> None:
+    (out_dir / THRESHOLD_FILE).write_text(
+        json.dumps(
+            {
+                "threshold": threshold,
+                "chosen_on": "val",
+                "criterion": "max accuracy",
+                "images": images,
+                "model": checkpoint.name,  # applies to this file only, not to its exports beside it
+            },
+            indent=2,
+        )
+        + "\n"
+    )
+
+
+def _figures(y, p, data, threshold: float, eval_dir: Path, report: dict) -> list[str]:
+    from .plots import evaluation_figures, robustness_figure
+
+    figures = [str(f) for f in evaluation_figures(y, p, data, threshold, eval_dir)]
+    if "robustness" in report:
+        figures.append(str(robustness_figure(report["robustness"], eval_dir / "robustness.png")))
+    return figures
+
+
+def read_metrics(metrics_file: Path) -> dict:
+    """A run's metrics.json ({} when absent); a damaged one is a UserError, so nothing is lost by merging."""
+    try:
+        existing = json.loads(metrics_file.read_text()) if metrics_file.is_file() else {}
+    except (OSError, ValueError, UnicodeDecodeError, RecursionError):
+        existing = None
+    if not isinstance(existing, dict) or not isinstance(existing.get("evaluate", {}), dict):
+        raise UserError(
+            f"{metrics_file} is damaged (not the JSON object cifake writes); nothing was added to it: "
+            "restore it, or evaluate into another folder with {out}",
+            options=("out",),
+        )
+    return existing
+
+
+def _merge_metrics(metrics_file: Path, split: str, report: dict) -> Path:
+    """metrics.json gains (or replaces) its evaluate.<split> section; the trainer's figures stay; atomic."""
+    existing = read_metrics(metrics_file)
     existing.setdefault("evaluate", {})[split] = report
     tmp = metrics_file.with_name(".metrics.json.tmp")
     tmp.write_text(json.dumps(existing, indent=2) + "\n")
     tmp.replace(metrics_file)
-    print_report(report)
-    if "robustness" in report:
-        print_robustness(report["robustness"])
-    print(f"wrote {metrics_file} (evaluate.{split}) and {eval_dir}/")
-    return report
+    return metrics_file
 
 
-def robustness(model, data, spec: str, threshold: float, batch_size: int, tta: bool | str, source, clean: dict) -> dict:
+def _refuse_fitting_off_val(calibrate: bool):
+    option = "calibrate" if calibrate else "choose_threshold"
+    raise UserError(
+        f"{{{option}}} only works on {{split}} val: nothing is ever fitted on test or train", options=(option, "split")
+    )
+
+
+def robustness(
+    detector: Detector, data, spec: str, threshold: float, batch_size: int, tta: bool | str, clean: dict
+) -> dict:
     """The corruption battery on ``data``: per operation and level, accuracy, FAKE/REAL recall, ROC AUC.
 
     Images are decoded once (``data.images``); each level corrupts them all (Pillow in threads,
@@ -150,7 +197,7 @@ def robustness(model, data, spec: str, threshold: float, batch_size: int, tta: b
     y = data.labels
     t0 = time.perf_counter()
     for name, level in C.parse_spec(spec):
-        pc = predict_tta(model, C.apply(name, level, data.images, seed=0), batch_size, tta, source)
+        pc = detector.predict(C.apply(name, level, data.images, seed=0), batch_size, tta)
         r = binary_report(y, pc, threshold)
         rows.append(
             {
@@ -198,9 +245,9 @@ def print_robustness(rob: dict) -> None:
 def check_writable_dir(folder: Path, what: str) -> None:
     """Fail before the scoring, not after: ``folder`` must be (or become) a writable folder."""
     if folder.exists() and not folder.is_dir():
-        raise UserError(f"{what}: {folder} is a file; give a folder for the results")
+        raise UserError(f"{what}: {folder} is a file; give a folder for the results", options=("out",))
     if can_create(folder) is None:
-        raise UserError(f"{what}: cannot write to {folder}; give a writable folder")
+        raise UserError(f"{what}: cannot write to {folder}; give a writable folder", options=("out",))
 
 
 def write_predictions(path: Path, paths: list[str], p: np.ndarray, threshold: float) -> None:

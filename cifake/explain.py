@@ -13,7 +13,7 @@ from .gradcam import find_target_layer, gradcam, overlay
 
 def unique_names(paths: list[str]) -> list[str]:
     """``<stem>_gradcam.png`` per path; a stem seen before gets ``-2``, ``-3``, ... so no figure overwrites another."""
-    from .limits import printable
+    from .text import printable
 
     seen: dict[str, int] = {}
     names = []
@@ -31,9 +31,11 @@ def explain(model_path: str | Path, images: list[str], out: str | Path, layer: s
     """
     from .detector import Detector, check_probabilities
     from .images import collect, load_images
-    from .limits import printable
     from .plots import gradcam_figure
+    from .text import printable
 
+    if Path(out).exists() and not Path(out).is_dir():  # before any work
+        raise UserError(f"{{out}} {out} is a file; give a folder for the figures", options=("out",))
     detector = Detector.load(model_path, keras_only="cifake explain (Grad-CAM)")
     model, threshold = detector.model, detector.threshold
     files = collect(images)
@@ -44,6 +46,14 @@ def explain(model_path: str | Path, images: list[str], out: str | Path, layer: s
         print(f"warning: skipped {printable(path)}: {why}", file=sys.stderr)
     if not ok:
         raise UserError("none of the given files could be read as an image")
+    inputs = {Path(f).resolve() for f in files}
+    clash = next((Path(out) / n for n in unique_names(ok) if (Path(out) / n).resolve() in inputs), None)
+    if clash is not None:
+        raise UserError(
+            f"{{out}} {out}: the figure {clash.name} would replace one of the images being explained; "
+            "choose another folder",
+            options=("out",),
+        )
     cams, probs = gradcam(model, arrays, layer)
     check_probabilities(np.asarray(probs, np.float32), model_path)
     target = find_target_layer(model, layer).name

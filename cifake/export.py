@@ -30,11 +30,12 @@ import numpy as np
 from .detector import (
     PARITY_MIN_AGREEMENT,
     PRETRAINED_DIR,
+    THRESHOLD_FILE,
     Detector,
-    predict_images,
     resolve_checkpoint,
 )
 from .errors import UserError
+from .leftovers import remove_dead, temp_name
 from .tfutil import import_tf
 
 CALIBRATION_IMAGES = 512
@@ -68,7 +69,8 @@ def check_and_calibration_images(
     if not (Path(data_cfg.dir) / "train").is_dir():
         raise UserError(
             f"cifake export checks every export against the Keras model on validation images, and found no "
-            f"{data_cfg.dir}/train: pass --data-dir (the dataset the model was trained on), or fetch it with cifake download"
+            f"{data_cfg.dir}/train: pass {{data_dir}} (the dataset the model was trained on), or fetch it with cifake download",
+            options=("data_dir",),
         )
     splits = load_splits(data_cfg)
     rng = np.random.default_rng(0)
@@ -81,7 +83,10 @@ def check_and_calibration_images(
 
             loaded = load_images(collect([calibration]))
             if len(loaded.ok) < 16:
-                raise UserError(f"--calibration {calibration}: {len(loaded.ok)} readable image(s); give at least 16")
+                raise UserError(
+                    f"{{calibration}} {calibration}: {len(loaded.ok)} readable image(s); give at least 16",
+                    options=("calibration",),
+                )
             calib = loaded.images[rng.permutation(len(loaded.ok))[:CALIBRATION_IMAGES]]
             source = f"{len(calib)} images from {calibration}"
         else:
@@ -164,6 +169,23 @@ def export_onnx(model, out: Path, calib) -> Callable[[np.ndarray], np.ndarray]:
     return lambda x: np.asarray(session.run(None, {name: x.astype(np.float32)})[0]).reshape(-1)
 
 
+def _head(path: Path, n: int = 8) -> bytes:
+    with open(path, "rb") as f:
+        return f.read(n)
+
+
+def _looks_like_litert(path: Path) -> bool:  # a FlatBuffer whose file identifier (bytes 4-8) is TFL3
+    return path.is_file() and path.suffix.lower() == ".tflite" and _head(path)[4:8] == b"TFL3"
+
+
+def _looks_like_onnx(path: Path) -> bool:  # a protobuf ModelProto, whose first field is ir_version (tag 0x08)
+    return path.is_file() and path.suffix.lower() == ".onnx" and _head(path)[:1] == b"\x08"
+
+
+def _looks_like_savedmodel(path: Path) -> bool:
+    return path.is_dir() and (path / "saved_model.pb").is_file()
+
+
 @dataclass(frozen=True)
 class ExportFormat:
     """One export format: its converter and everything the command, help and checks derive from it."""
@@ -171,15 +193,22 @@ class ExportFormat:
     name: str
     write: Callable[[object, Path, np.ndarray | None], Callable[[np.ndarray], np.ndarray]]  # -> a uint8 scorer
     out_name: Callable[[str, bool], str]  # (checkpoint stem, int8) -> default file or folder name
+    looks_like: Callable[[Path], bool]  # is this existing path an export of this format (may --force replace it)
     int8: bool = False  # offers full-integer post-training quantization
 
 
 FORMATS: dict[str, ExportFormat] = {
     f.name: f
     for f in (
-        ExportFormat("litert", export_litert, lambda stem, int8: f"{stem}{'-int8' if int8 else ''}.tflite", int8=True),
-        ExportFormat("savedmodel", export_savedmodel, lambda stem, _: f"{stem}-savedmodel"),
-        ExportFormat("onnx", export_onnx, lambda stem, _: f"{stem}.onnx"),
+        ExportFormat(
+            "litert",
+            export_litert,
+            lambda stem, int8: f"{stem}{'-int8' if int8 else ''}.tflite",
+            _looks_like_litert,
+            int8=True,
+        ),
+        ExportFormat("savedmodel", export_savedmodel, lambda stem, _: f"{stem}-savedmodel", _looks_like_savedmodel),
+        ExportFormat("onnx", export_onnx, lambda stem, _: f"{stem}.onnx", _looks_like_onnx),
     )
 }
 
@@ -224,8 +253,14 @@ def export(
     data_dir: str | None = None,
     calibration: str | None = None,
     check_images: int = 0,
+    force: bool = False,
 ) -> dict:
-    """Convert, check against the Keras model, keep the file only if it passes; return the card."""
+    """Convert, check against the Keras model, keep the file only if it passes; return the card.
+
+    ``out`` may not be an input of the run (the model, its card or threshold), may not lie inside the
+    installed package, and replaces an existing file only when that file is an export of the same
+    format and ``force`` is given.
+    """
     if fmt not in FORMATS:
         raise UserError(f"export format {fmt!r}: choose one of {', '.join(FORMATS)}")
     if int8 and not FORMATS[fmt].int8:
@@ -233,55 +268,30 @@ def export(
         raise UserError(f"int8 (full-integer post-training quantization) is offered for {offered} only, not {fmt}")
     checkpoint = resolve_checkpoint(model_path)
     detector = Detector.load(checkpoint, keras_only="cifake export")
-    model, threshold = detector.model, detector.threshold
     out = Path(out) if out else default_out(checkpoint, fmt, int8)
-    if out.resolve() == checkpoint.resolve():
-        raise UserError(f"--out {out} is the model being exported; choose another path")
-    from .limits import can_create
-
-    if can_create(out.parent) is None:
-        raise UserError(f"--out {out}: cannot create files in {out.parent}")
+    check_out(out, checkpoint, fmt, force)
     x, y, calib, calib_source = check_and_calibration_images(checkpoint, data_dir, check_images, calibration, int8)
-
     out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))  # same filesystem: rename at the end
+    remove_dead(out, "staging")  # left by an export killed with SIGKILL
+    staging = temp_name(out, "staging")  # same filesystem: renamed into place at the end
+    staging.mkdir()
     try:
         tmp_out = staging / out.name
         print(f"converting {checkpoint} to {fmt}{' int8' if int8 else ''} ...", file=sys.stderr, flush=True)
         from .models import float32_copy
 
         # a model trained under mixed bfloat16 holds bf16 ops, which LiteRT cannot convert
-        scorer = FORMATS[fmt].write(float32_copy(model), tmp_out, calib)
-        p_keras, keras_speed = _timed(lambda a: predict_images(model, a, 256, checkpoint), x)
+        scorer = FORMATS[fmt].write(float32_copy(detector.model), tmp_out, calib)
+        p_keras, keras_speed = _timed(lambda a: detector.predict(a, 256), x)
         p_export, export_speed = _timed(scorer, x)
-        check = parity(p_keras, p_export, y, threshold)
-        card = {
-            "file": out.name,
-            "format": fmt,
-            "int8": int8,
-            # a shipped model is named as the package holds it; a run's checkpoint by its absolute path
-            "source": checkpoint.name if checkpoint.parent == PRETRAINED_DIR else str(checkpoint.resolve()),
-            "source_sha256": _sha256(checkpoint),
-            "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-            **check,
-            "checked_on": "validation split (seeded, of the run's data.dir)",
-            "calibration": calib_source or None,
-            "images_per_second_keras": round(keras_speed),
-            "images_per_second_export": round(export_speed),
-            "bytes": sum(f.stat().st_size for f in tmp_out.rglob("*") if f.is_file())
-            if tmp_out.is_dir()
-            else tmp_out.stat().st_size,
-        }
-        figures = (
-            f"max |delta p| {check['max_abs_delta']:.4f}, mean {check['mean_abs_delta']:.5f}; labels agree on "
-            f"{check['label_agreement']:.2%} of {check['images']:,} validation images; accuracy keras "
-            f"{check['accuracy_keras']:.4f}, {fmt}{' int8' if int8 else ''} {check['accuracy_export']:.4f} "
-            f"(threshold {threshold:.4f})"
-        )
+        check = parity(p_keras, p_export, y, detector.threshold)
+        card = make_card(tmp_out, out, fmt, int8, checkpoint, check, calib_source, keras_speed, export_speed)
+        figures = describe_check(check, f"{fmt}{' int8' if int8 else ''}")
         if int8 and check["label_agreement"] < PARITY_MIN_AGREEMENT:
             raise UserError(
                 f"int8 export refused: {figures}; at least {PARITY_MIN_AGREEMENT:.1%} agreement is required. "
-                "Try --calibration with images like the ones you will score, or export float32 (no --int8)"
+                "Try {calibration} with images like the ones you will score, or export float32 (no {int8})",
+                options=("calibration", "int8"),
             )
         if out.is_dir():
             shutil.rmtree(out)
@@ -295,3 +305,81 @@ def export(
     )
     print(f"wrote {out} ({card['bytes']:,} bytes) and its card {card_path(out)}")
     return card
+
+
+def describe_check(check: dict, what: str) -> str:
+    """The parity check in one line: deltas, label agreement, both accuracies, threshold."""
+    return (
+        f"max |delta p| {check['max_abs_delta']:.4f}, mean {check['mean_abs_delta']:.5f}; labels agree on "
+        f"{check['label_agreement']:.2%} of {check['images']:,} validation images; accuracy keras "
+        f"{check['accuracy_keras']:.4f}, {what} {check['accuracy_export']:.4f} (threshold {check['threshold']:.4f})"
+    )
+
+
+def check_out(out: Path, checkpoint: Path, fmt: str, force: bool) -> None:
+    """Before any work: what ``out`` may be (see ``export``)."""
+    from .limits import can_create
+
+    target = out.resolve()
+    readers = {checkpoint.resolve(), card_path(checkpoint).resolve(), (checkpoint.parent / THRESHOLD_FILE).resolve()}
+    if target in readers or card_path(out).resolve() in readers:
+        raise UserError(
+            f"{{out}} {out} is the model being exported or a file it reads; choose another path", options=("out",)
+        )
+    if PRETRAINED_DIR.resolve() in (target, *target.parents):
+        raise UserError(
+            f"{{out}} {out} is inside the installed package, whose shipped models nothing may replace; "
+            "choose a path outside it (the default writes to the current folder)",
+            options=("out",),
+        )
+    if out.exists() or out.is_symlink():
+        if not is_export(out, fmt):
+            raise UserError(
+                f"{{out}} {out} exists and is not a {fmt} export; nothing was written: choose another path",
+                options=("out",),
+            )
+        if not force:
+            raise UserError(
+                f"{{out}} {out} exists (an earlier {fmt} export); pass {{force}} to replace it",
+                options=("out", "force"),
+            )
+    card = card_path(out)
+    if (card.exists() or card.is_symlink()) and not _is_card(card):
+        raise UserError(f"{card} exists and is not an export card; nothing was written: move it away", options=())
+    if can_create(out.parent) is None:
+        raise UserError(f"{{out}} {out}: cannot create files in {out.parent}", options=("out",))
+
+
+def is_export(path: Path, fmt: str) -> bool:
+    """Whether ``path`` is a file (or folder) that an export of ``fmt`` writes, judged by its content."""
+    return not path.is_symlink() and FORMATS[fmt].looks_like(path)
+
+
+def _is_card(path: Path) -> bool:
+    try:
+        data = json.loads(path.read_text()) if path.is_file() and path.stat().st_size < 1 << 20 else None
+    except (OSError, ValueError, UnicodeDecodeError, RecursionError):
+        return False
+    return isinstance(data, dict) and "source_sha256" in data
+
+
+def make_card(tmp_out: Path, out: Path, fmt: str, int8: bool, checkpoint: Path, check: dict, calib_source: str,
+              keras_speed: float, export_speed: float) -> dict:  # fmt: skip
+    """What ``OUT.json`` records: the file, its source (and hash), the parity check, calibration, speeds, size."""
+    return {
+        "file": out.name,
+        "format": fmt,
+        "int8": int8,
+        # a shipped model is named as the package holds it; a run's checkpoint by its absolute path
+        "source": checkpoint.name if checkpoint.parent == PRETRAINED_DIR else str(checkpoint.resolve()),
+        "source_sha256": _sha256(checkpoint),
+        "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        **check,
+        "checked_on": "validation split (seeded, of the run's data.dir)",
+        "calibration": calib_source or None,
+        "images_per_second_keras": round(keras_speed),
+        "images_per_second_export": round(export_speed),
+        "bytes": sum(f.stat().st_size for f in tmp_out.rglob("*") if f.is_file())
+        if tmp_out.is_dir()
+        else tmp_out.stat().st_size,
+    }

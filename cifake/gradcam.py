@@ -25,7 +25,8 @@ def find_target_layer(model, name: str | None = None):
         except ValueError:
             names = [layer.name for layer in model.layers if len(layer.output.shape) == 4]
             raise UserError(
-                f"--layer {name!r} is not a layer of {model.name}; 4-D layers: {', '.join(names)}"
+                f"{{layer}} {name!r} is not a layer of {model.name}; 4-D layers: {', '.join(names)}",
+                options=("layer",),
             ) from None
     for layer in reversed(model.layers):
         if isinstance(layer, keras.layers.InputLayer) or any(s in type(layer).__name__ for s in _SKIP):

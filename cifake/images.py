@@ -8,14 +8,16 @@ EXIF-rotated photos decoded upright by Pillow; the rest through the training loa
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
 
 from . import limits
-from .data import IMAGE_SIZE, decode_files, pil_decode
+from .decode import IMAGE_SIZE, decode_files, pil_decode_why
 from .errors import UserError
+from .text import printable, shorten
 
 
 def image_extensions() -> set[str]:
@@ -24,19 +26,86 @@ def image_extensions() -> set[str]:
     return {ext.lower() for ext in Image.registered_extensions()}
 
 
-def collect(paths: list[str]) -> list[str]:
-    """Files named directly, plus every file with an image extension under named folders (recursive)."""
+def not_a_file(path: str | Path) -> str | None:
+    """Why ``path`` cannot be read as an image file (a broken link, a pipe, a socket, a device); None for a
+    regular file (or a link to one) and for a folder."""
+    import stat
+
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        return "a broken symbolic link" if os.path.islink(path) else None
+    except OSError as e:
+        return f"cannot be read ({e.strerror or e})"
+    if stat.S_ISREG(mode) or stat.S_ISDIR(mode):
+        return None
+    if stat.S_ISFIFO(mode):
+        return "a named pipe (FIFO), not a file"
+    if stat.S_ISSOCK(mode):
+        return "a socket, not a file"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device, not a file"
+    return "not a regular file"
+
+
+def collect(paths: list[str], skipped: list[tuple[str, str]] | None = None) -> list[str]:
+    """Files named directly, plus every file with an image extension under named folders (recursive,
+    in sorted order; links to folders are followed once, so a loop ends).
+
+    Entries that cannot be image files (broken links, pipes, sockets, devices), named or found with an
+    image extension, go to ``skipped`` as (path, why) when a list is given; without one, a named one
+    is an error. The walk keeps its own stack, so a folder tree thousands of levels deep is no problem.
+    """
     exts = image_extensions()
     found: list[str] = []
     for raw in paths:
-        path = Path(raw)
-        if path.is_dir():
-            found.extend(str(p) for p in sorted(path.rglob("*")) if p.is_file() and p.suffix.lower() in exts)
-        elif path.is_file():
-            found.append(str(path))
+        shown = shorten(printable(raw), 120)
+        encoded = os.fsencode(raw)
+        if len(encoded) >= 4096 or any(len(part) > 255 for part in encoded.split(b"/")):  # PATH_MAX, NAME_MAX
+            raise UserError(f"a file name or path is too long for the file system: {shown}")
+        why = not_a_file(raw)
+        if why is not None:
+            if skipped is None:
+                raise UserError(f"{shown} is {why}")
+            skipped.append((raw, why))
+        elif os.path.isdir(raw):
+            files, odd = _walk(Path(raw), exts)
+            found.extend(files)
+            if skipped is not None:
+                skipped.extend(odd)
+        elif os.path.isfile(raw):
+            found.append(raw)
         else:
-            raise UserError(f"no such file or folder: {raw}")
+            raise UserError(f"no such file or folder: {shown}")
     return found
+
+
+def _walk(root: Path, exts: set[str]) -> tuple[list[str], list[tuple[str, str]]]:
+    """(image files, [(odd entry, why)]) under ``root``, without recursion, each real folder visited once."""
+    files: list[Path] = []
+    odd: list[tuple[str, str]] = []
+    seen: set[tuple[int, int]] = set()
+    stack = [root]
+    while stack:
+        folder = stack.pop()
+        try:
+            st = folder.stat()
+            if (st.st_dev, st.st_ino) in seen:
+                continue
+            seen.add((st.st_dev, st.st_ino))
+            entries = list(os.scandir(folder))
+        except OSError:
+            continue  # unreadable folder: nothing found in it, as before
+        for entry in entries:
+            path = Path(entry.path)
+            if entry.is_dir():
+                stack.append(path)
+            elif path.suffix.lower() in exts:
+                if entry.is_file():
+                    files.append(path)
+                elif (why := not_a_file(entry.path)) is not None:
+                    odd.append((entry.path, why))
+    return [str(p) for p in sorted(files)], sorted(odd)
 
 
 class Loaded(NamedTuple):
@@ -71,9 +140,9 @@ def load_images(files: list[str]) -> Loaded:
     images[plain] = decoded
     problems = dict(refused)
     for i in [plain[j] for j in bad] + upright:
-        arr = pil_decode(files[i])
+        arr, why = pil_decode_why(files[i])
         if arr is None:
-            problems[i] = "not an image this tool can read"
+            problems[i] = why
         else:
             images[i] = arr
     keep = [i for i in range(len(files)) if i not in problems]

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import math
 import os
-import re
 import struct
 import threading
 import zipfile
@@ -54,8 +53,9 @@ def set_max_megapixels(megapixels: float) -> None:
     global _max_pixels
     if not (math.isfinite(megapixels) and MIN_MEGAPIXELS <= megapixels <= MAX_MEGAPIXELS):
         raise UserError(
-            f"--max-megapixels: got {megapixels:g}; expected a number from {MIN_MEGAPIXELS:g} "
-            f"(one 32x32 image) to {MAX_MEGAPIXELS:g}"
+            f"{{max_megapixels}}: got {megapixels:g}; expected a number from {MIN_MEGAPIXELS:g} "
+            f"(one 32x32 image) to {MAX_MEGAPIXELS:g}",
+            options=("max_megapixels",),
         )
     _max_pixels = int(megapixels * 1e6)
     from PIL import Image
@@ -140,7 +140,7 @@ def size_problem(width: int, height: int) -> str | None:
     if width * height > _max_pixels:
         return (
             f"{width}x{height} = {width * height / 1e6:.3g} megapixels is over the {_max_pixels / 1e6:g} MP cap "
-            "(--max-megapixels raises it)"
+            "(raise max_megapixels, --max-megapixels on the command line, to admit it)"
         )
     return None
 
@@ -161,37 +161,6 @@ def image_size_problem(path: str | bytes | os.PathLike) -> str | None:
         return why
     header = image_header(path)
     return size_problem(*header[:2]) if header else "its size cannot be read from its header"
-
-
-def printable(path: str) -> str:
-    """A file name safe to print or write to a UTF-8 CSV: undecodable bytes shown as ``\\xNN``.
-
-    Python gives names that are not valid UTF-8 as lone surrogates (PEP 383); printing those to
-    stdout or a UTF-8 file raises, which once crashed whole commands over one odd file name.
-    Control characters (newline, carriage return, tab, ...) are shown as ``\\xNN`` too.
-    """
-    text = path.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
-    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)  # a newline in a name must not split a table row
-
-
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-
-
-FORMULA_START = ("=", "+", "-", "@", "\t", "\r")  # what a spreadsheet reads as the start of a formula
-
-
-def csv_cell(value):
-    """``value`` safe for a spreadsheet: text starting with = + - @ (or a tab / CR) gets a leading ' so
-    that Excel, LibreOffice and Sheets show it as text instead of running it (OWASP: CSV injection).
-    Numbers are left alone."""
-    if isinstance(value, str) and value.startswith(FORMULA_START):
-        return "'" + value
-    return value
-
-
-def csv_path(path: str) -> str:
-    """A file name as every CSV cifake writes holds it: printable, and never read as a formula."""
-    return csv_cell(printable(path))
 
 
 def can_create(path: Path) -> Path | None:
@@ -271,10 +240,3 @@ def check_free_space(folder: Path, needed: int, what: str) -> None:
         raise UserError(
             f"{what} needs {needed / 2**20:,.0f} MiB but {folder} has {free / 2**20:,.0f} MiB free: free some space"
         )
-
-
-def shorten(text: str, width: int) -> str:
-    """``text`` cut at a word boundary to at most ``width`` characters, with an ellipsis when cut."""
-    if len(text) <= width:
-        return text
-    return text[: width - 1].rsplit(" ", 1)[0].rstrip(" ,;:") + "…"

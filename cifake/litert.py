@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import limits
+from . import limits, text
 from .errors import UserError
 
 TFLITE_SUFFIX = ".tflite"
@@ -52,7 +52,7 @@ class LiteModel:
             out = self._interp.get_output_details()
         except Exception as e:  # noqa: BLE001 - any failure means "not a usable LiteRT model"
             raise UserError(
-                f"{self.path} is not a loadable LiteRT model ({type(e).__name__}: {limits.shorten(str(e), 160)})"
+                f"{self.path} is not a loadable LiteRT model ({type(e).__name__}: {text.shorten(str(e), 160)})"
             ) from None
         if (
             len(inp) != 1

@@ -11,20 +11,35 @@ from __future__ import annotations
 import difflib
 import io
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from .config import ModelConfig
 from .errors import ConfigError, UserError
-from .limits import shorten
+from .text import shorten
 from .tfutil import import_keras, import_tf
 
 INPUT_SHAPE = (32, 32, 3)
 Builder = Callable[[ModelConfig], "object"]
-REGISTRY: dict[str, Builder] = {}
 
 
-def register(name: str) -> Callable[[Builder], Builder]:
+@dataclass(frozen=True)
+class ModelSpec:
+    """One entry of the registry: the builder, and whether it reads the conv-block keys
+    (``model.filters``, ``convs_per_block``, ``stem*``, ``pooling``), which are then checked before a
+    build and shown by ``cifake runs``."""
+
+    build: Builder
+    blocks: bool = False
+
+
+REGISTRY: dict[str, ModelSpec] = {}
+
+
+def register(name: str, *, blocks: bool = False) -> Callable[[Builder], Builder]:
+    """``@register("name")`` on a builder ``ModelConfig -> keras.Model`` adds it as ``model.name=name``."""
+
     def wrap(fn: Builder) -> Builder:
-        REGISTRY[name] = fn
+        REGISTRY[name] = ModelSpec(fn, blocks)
         return fn
 
     return wrap
@@ -40,7 +55,7 @@ def model_problems(cfg: ModelConfig) -> list[str]:
         close = difflib.get_close_matches(cfg.name, list(REGISTRY), n=1)
         hint = f" Did you mean '{close[0]}'?" if close else ""
         return [f"model.name: got {cfg.name!r}; expected one of {', '.join(sorted(REGISTRY))}.{hint}"]
-    if cfg.name not in ("small_cnn", "airbench"):
+    if not REGISTRY[cfg.name].blocks:
         return []
     if not cfg.filters:
         return [f"model.filters: got []; {cfg.name} needs at least one conv block, e.g. [32, 64, 128]"]
@@ -67,7 +82,7 @@ def build_model(cfg: ModelConfig):
     """Build ``cfg.name`` from the registry; a config it cannot build is a ConfigError (see model_problems)."""
     check_model_config(cfg)
     import_tf()
-    return REGISTRY[cfg.name](cfg)
+    return REGISTRY[cfg.name].build(cfg)
 
 
 def _input_and_rescale():
@@ -157,7 +172,7 @@ def _conv_unit(x, cfg: ModelConfig, filters: int, b: int, c: int, *, pool_first:
     return layers.Activation(cfg.activation, name=f"block{b}_act{c}")(x)
 
 
-@register("small_cnn")
+@register("small_cnn", blocks=True)
 def small_cnn(cfg: ModelConfig):
     """Conv blocks (``filters`` entries, each ``convs_per_block`` x Conv-BN-act, then 2x2 pooling) and a head."""
     keras = import_keras()
@@ -175,7 +190,7 @@ def small_cnn(cfg: ModelConfig):
     return keras.Model(inputs, _head(x, cfg), name="small_cnn")
 
 
-@register("airbench")
+@register("airbench", blocks=True)
 def airbench(cfg: ModelConfig):
     """An airbench-shaped net for 32x32 on CPUs: stem, then per ``filters`` entry a block of
     Conv -> 2x2 max-pool -> BN -> act, then ``convs_per_block - 1`` x (Conv -> BN -> act), and a head.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .limits import printable
+from .text import printable
 
 
 def _plt():
@@ -80,14 +80,23 @@ def compare_curves(runs: dict[str, list[dict[str, float]]], path: str | Path) ->
 
 def evaluation_figures(y, p, split, threshold: float, out_dir: str | Path, mistakes: int = 24) -> list[Path]:
     """confusion.png, roc_pr.png, reliability.png and mistakes.png (most confident errors) in ``out_dir``."""
+    out_dir = Path(out_dir)
+    files = [
+        confusion_figure(y, p, threshold, out_dir / "confusion.png"),
+        roc_pr_figure(y, p, out_dir / "roc_pr.png"),
+        reliability_figure(y, p, out_dir / "reliability.png"),
+    ]
+    if (f := mistakes_figure(y, p, split, threshold, out_dir / "mistakes.png", mistakes)) is not None:
+        files.append(f)
+    return files
+
+
+def confusion_figure(y, p, threshold: float, path: Path) -> Path:
     import numpy as np
 
-    from .metrics import confusion, pr_curve, reliability, roc_auc, roc_curve
+    from .metrics import confusion
 
     plt = _plt()
-    out_dir = Path(out_dir)
-    files = []
-
     cm = confusion(y, p, threshold)
     grid = np.array([[cm["tn"], cm["fp"]], [cm["fn"], cm["tp"]]])
     fig, ax = plt.subplots(figsize=(4.2, 3.8), constrained_layout=True)
@@ -106,8 +115,13 @@ def evaluation_figures(y, p, split, threshold: float, out_dir: str | Path, mista
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     ax.set_title(f"confusion at threshold {threshold:.3f}")
-    files.append(_save(fig, out_dir / "confusion.png"))
+    return _save(fig, path)
 
+
+def roc_pr_figure(y, p, path: Path) -> Path:
+    from .metrics import pr_curve, roc_auc, roc_curve
+
+    plt = _plt()
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(9, 4), constrained_layout=True)
     fpr, tpr, _ = roc_curve(y, p)
     a1.plot(fpr, tpr, label=f"AUC {roc_auc(y, p):.4f}")
@@ -124,8 +138,13 @@ def evaluation_figures(y, p, split, threshold: float, out_dir: str | Path, mista
     for a in (a1, a2):
         a.grid(alpha=0.3)
     a1.legend(loc="lower right")
-    files.append(_save(fig, out_dir / "roc_pr.png"))
+    return _save(fig, path)
 
+
+def reliability_figure(y, p, path: Path) -> Path:
+    from .metrics import reliability
+
+    plt = _plt()
     rows = [r for r in reliability(y, p) if r["count"]]
     fig, ax = plt.subplots(figsize=(4.5, 4.2), constrained_layout=True)
     ax.plot([0, 1], [0, 1], ":", color="grey", label="perfect calibration")
@@ -137,25 +156,29 @@ def evaluation_figures(y, p, split, threshold: float, out_dir: str | Path, mista
     ax.set(xlabel="mean predicted P(FAKE) in bin", ylabel="observed share of FAKE", title="reliability (10 bins)")
     ax.grid(alpha=0.3)
     ax.legend(loc="upper left")
-    files.append(_save(fig, out_dir / "reliability.png"))
+    return _save(fig, path)
+
+
+def mistakes_figure(y, p, split, threshold: float, path: Path, mistakes: int = 24) -> Path | None:
+    """The ``mistakes`` most confident errors with their names and P(FAKE); None when there is none."""
+    import numpy as np
 
     wrong = np.flatnonzero((p >= threshold) != y.astype(bool))
-    if len(wrong):
-        wrong = wrong[np.argsort(-np.abs(p[wrong] - 0.5))][:mistakes]
-        cols = 6
-        rows_n = -(-len(wrong) // cols)
-        fig, axes = plt.subplots(
-            rows_n, cols, figsize=(cols * 1.9, rows_n * 2.2), constrained_layout=True, squeeze=False
-        )
-        for ax in axes.ravel():
-            ax.axis("off")
-        for ax, i in zip(axes.ravel(), wrong, strict=False):
-            ax.imshow(split.images[i], interpolation="nearest")
-            truth = "FAKE" if y[i] else "REAL"
-            ax.set_title(f"{printable(Path(split.paths[i]).name)}\ntrue {truth}, P(FAKE) {p[i]:.3f}", fontsize=7)
-        fig.suptitle("most confident mistakes")
-        files.append(_save(fig, out_dir / "mistakes.png"))
-    return files
+    if not len(wrong):
+        return None
+    plt = _plt()
+    wrong = wrong[np.argsort(-np.abs(p[wrong] - 0.5))][:mistakes]
+    cols = 6
+    rows_n = -(-len(wrong) // cols)
+    fig, axes = plt.subplots(rows_n, cols, figsize=(cols * 1.9, rows_n * 2.2), constrained_layout=True, squeeze=False)
+    for ax in axes.ravel():
+        ax.axis("off")
+    for ax, i in zip(axes.ravel(), wrong, strict=False):
+        ax.imshow(split.images[i], interpolation="nearest")
+        truth = "FAKE" if y[i] else "REAL"
+        ax.set_title(f"{printable(Path(split.paths[i]).name)}\ntrue {truth}, P(FAKE) {p[i]:.3f}", fontsize=7)
+    fig.suptitle("most confident mistakes")
+    return _save(fig, path)
 
 
 def robustness_figure(rob: dict, path: str | Path) -> Path:

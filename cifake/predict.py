@@ -14,10 +14,11 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from . import limits
+from . import text
 from .detector import Detector
 from .images import load_images
-from .limits import printable
+from .leftovers import remove_dead, temp_name
+from .text import printable
 
 CHUNK_FILES = 4096  # files decoded and scored together: bounds memory (~13 MB of pixels per chunk)
 
@@ -70,19 +71,7 @@ class Table:
 
 def remove_stale_partials(out: Path) -> list[Path]:
     """Remove ``.OUT.PID.partial`` files beside ``out`` whose process is gone (a predict killed with -9)."""
-    removed = []
-    for f in out.parent.glob(f".{out.name}.*.partial"):
-        pid = f.name[len(out.name) + 2 : -len(".partial")]
-        if not pid.isdigit():
-            continue
-        try:
-            os.kill(int(pid), 0)
-        except ProcessLookupError:
-            f.unlink(missing_ok=True)
-            removed.append(f)
-        except OSError:
-            pass  # alive (or not ours to signal): leave it
-    return removed
+    return remove_dead(out, "partial")
 
 
 class CsvSink:
@@ -92,14 +81,14 @@ class CsvSink:
         self.out = out
         out.parent.mkdir(parents=True, exist_ok=True)
         remove_stale_partials(out)
-        self.tmp = out.with_name(f".{out.name}.{os.getpid()}.partial")
+        self.tmp = temp_name(out, "partial")
         self.file = open(self.tmp, "w", newline="")  # noqa: SIM115 - closed in finish/abort
         self.writer = csv.writer(self.file)
         self.writer.writerow(["path", "p_fake", "label", "width", "height"])
 
     def write(self, rows: list[Row]) -> None:
         self.writer.writerows(
-            (limits.csv_path(path), f"{p:.6f}", label, w or "", h or "") for path, p, label, w, h in rows
+            (text.csv_path(path), f"{p:.6f}", label, w or "", h or "") for path, p, label, w, h in rows
         )
 
     def finish(self) -> None:

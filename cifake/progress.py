@@ -68,3 +68,8 @@ def progress_callback(steps: int, epochs: int, tty: bool | None = None):
                 self.bar = None
 
     return Progress()
+
+
+def say(msg: str) -> None:
+    """A status line of a long command, on stderr (stdout stays for results), at once."""
+    print(msg, file=sys.stderr, flush=True)

@@ -43,14 +43,25 @@ def new_run_dir(runs_dir: str | Path, name: str) -> Path:
 
 def atomic_write_text(path: Path, text: str) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)  # a full disk (or any failure) leaves no half file behind
 
 
 def atomic_save(model, path: Path) -> None:
+    """``model.save`` to a temporary name, then rename; on a full disk, a one-line error and no leftover."""
+    from . import limits
+
+    # weights, optimizer moments (last.keras) and the zip's overhead: about three copies of the weights
+    limits.check_free_space(path.parent, 3 * 4 * model.count_params() + (1 << 20), f"saving {path.name}")
     tmp = path.with_name(f".{path.stem}.tmp.keras")
-    model.save(tmp)
-    os.replace(tmp, path)
+    try:
+        model.save(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def versions_header() -> str:
@@ -66,10 +77,29 @@ def versions_header() -> str:
 
 
 def read_results(path: Path) -> list[dict[str, float]]:
+    """The rows of a run's results.csv ([] when there is none); a damaged file is a UserError naming it."""
     if not path.is_file():
+        if path.exists():
+            raise UserError(f"{path} is not a file: a run's results.csv is one CSV file")
         return []
-    with open(path, newline="") as f:
-        return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(f)]
+    try:
+        if path.stat().st_size > 64 * 2**20:
+            raise ValueError("over 64 MB")
+        with open(path, newline="") as f:
+            reader = csv.DictReader(f)
+            if reader.fieldnames is None:
+                return []
+            missing = [c for c in COLUMNS if c not in reader.fieldnames]
+            if missing:
+                raise ValueError(f"no column {missing[0]}")
+            rows = [{k: float(row[k]) for k in COLUMNS} for row in reader]
+    except (ValueError, TypeError, KeyError, UnicodeDecodeError, csv.Error) as e:
+        raise UserError(
+            f"{path} is damaged ({str(e)[:80]}): the run's epoch history cannot be read; restore it, or start a new run"
+        ) from None
+    if [int(r["epoch"]) for r in rows] != list(range(1, len(rows) + 1)):
+        raise UserError(f"{path} is damaged: its epochs are not 1, 2, 3, ... in order")
+    return rows
 
 
 def write_results(path: Path, rows: list[dict[str, float]]) -> None:
@@ -92,7 +122,7 @@ def check_same_data(run_dir: Path, now: dict) -> None:
     try:
         saved = json.loads(f.read_text())
         before = {k: int(saved[k]) for k in now}
-    except (ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError, RecursionError):
         raise UserError(f"{f} is damaged; it records the run's data size, which resume checks") from None
     if before != now:
         raise UserError(

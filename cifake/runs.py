@@ -14,7 +14,30 @@ from .progress import duration
 
 
 def run_summary(run_dir: Path) -> dict:
-    """One run's row: name, model, parameters, epochs done/planned, best val accuracy and epoch, wall, state."""
+    """One run's row: name, model, parameters, epochs done/planned, best val accuracy and epoch, wall, state.
+
+    A run whose files cannot be read is listed as damaged (with why) rather than stopping the listing.
+    """
+    try:
+        return _summary(run_dir)
+    except (UserError, OSError, ValueError, KeyError, TypeError, RecursionError) as e:
+        why = str(e).splitlines()[0] if str(e) else type(e).__name__
+        return {
+            "name": run_dir.name,
+            "model": "?",
+            "parameters": None,
+            "macs": None,
+            "epochs": 0,
+            "planned": "?",
+            "best_val_accuracy": None,
+            "best_epoch": None,
+            "seconds": 0.0,
+            "finished": False,
+            "damaged": why[:100],
+        }
+
+
+def _summary(run_dir: Path) -> dict:
     from .config import config_from_dict, read_yaml
     from .rundir import read_results
 
@@ -22,8 +45,13 @@ def run_summary(run_dir: Path) -> dict:
     rows = read_results(run_dir / "results.csv") if (run_dir / "results.csv").is_file() else []
     metrics_file = run_dir / "metrics.json"
     metrics = json.loads(metrics_file.read_text()) if metrics_file.is_file() else {}
+    if not isinstance(metrics, dict):
+        raise ValueError("metrics.json is not a JSON object")
     best = max(rows, key=lambda r: r["val_accuracy"]) if rows else None
-    widths = "/".join(str(f) for f in cfg.model.filters) if cfg.model.name in ("small_cnn", "airbench") else ""
+    from .models import REGISTRY
+
+    spec = REGISTRY.get(cfg.model.name)
+    widths = "/".join(str(f) for f in cfg.model.filters) if spec is not None and spec.blocks else ""
     return {
         "name": run_dir.name,
         "model": f"{cfg.model.name}{f' {widths}' if widths else ''}",
@@ -53,7 +81,7 @@ def table(summaries: list[dict]) -> str:
         macs = f"{s['macs'] / 1e6:.1f}M" if isinstance(s.get("macs"), int) else "?"
         acc = f"{s['best_val_accuracy']:.4f}" if s["best_val_accuracy"] is not None else "-"
         epochs = f"{s['epochs']}/{s['planned']}"
-        state = "finished" if s["finished"] else "unfinished"
+        state = f"damaged: {s['damaged']}" if s.get("damaged") else "finished" if s["finished"] else "unfinished"
         lines.append(
             f"{s['name'][:24]:<24} {s['model'][:22]:<22} {params:>9} {macs:>7} {epochs:>7} {acc:>12} "
             f"{s['best_epoch'] or '-':>4} {duration(s['seconds']):>10}  {state}"

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import UserError
-from .limits import printable
+from .text import printable
 
 SHIPPED = "shipped detector (cifake)"
 
@@ -128,7 +128,8 @@ def check_port_free(host: str, port: int) -> None:
             sock.bind((host, port))
         except OSError as e:
             raise UserError(
-                f"cannot listen on {host}:{port} ({e.strerror or e}): is another server using it? choose another --port"
+                f"cannot listen on {host}:{port} ({e.strerror or e}): is another server using it? choose another {{port}}",
+                options=("port",),
             ) from None
 
 

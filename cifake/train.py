@@ -37,9 +37,17 @@ from .rundir import (
     write_results,
 )
 from .schedule import lr_callback
+from .text import shorten
 from .tfutil import import_keras
 
-RESUMABLE_KEYS = {"train.epochs", "train.early_stopping", "train.threads", "data.dir", "data.cache"}
+RESUMABLE_KEYS = {
+    "train.epochs",
+    "train.early_stopping",
+    "train.threads",
+    "train.cluster_timeout",
+    "data.dir",
+    "data.cache",
+}
 
 
 # --- optimizer, compile ---------------------------------------------------------------------------
@@ -105,7 +113,7 @@ def new_model(cfg, train_images):
 
 def training_batches(cfg, split, epochs: int, initial_epoch: int = 0):
     """``data.train_dataset`` with every augment.* key of ``cfg`` applied, for epochs initial_epoch..epochs-1."""
-    from .data import train_dataset
+    from .pipelines import train_dataset
 
     a = cfg.augment
     return train_dataset(
@@ -238,6 +246,13 @@ def train(cfg: Config, run_dir: Path | None = None, *, resume: bool = False, con
             f"train.batch_size={cfg.train.batch_size} is the global batch and must divide evenly over the "
             f"{cluster.tasks} workers; choose a multiple of {cluster.tasks}"
         )
+    from .layout import inside_image_folders
+
+    if not resume and inside_image_folders(cfg.train.runs_dir, cfg.data.dir):
+        raise UserError(
+            f"train.runs_dir={cfg.train.runs_dir} is inside the dataset's image folders ({cfg.data.dir}): the run's "
+            "figures would be read as images next time; choose a folder outside them"
+        )
     chief = cluster is None or cluster.is_chief
     scratch = None if chief else Path(tempfile.mkdtemp(prefix="cifake-worker-"))
     keras = import_keras()
@@ -253,48 +268,18 @@ def train(cfg: Config, run_dir: Path | None = None, *, resume: bool = False, con
 def _train(cfg: Config, run_dir, resume: bool, config_changed: bool, cluster, scratch: Path | None) -> Path:
     keras = import_keras()
 
-    from .data import distribute, eval_dataset, load_splits
-
     started = time.perf_counter()
     strategy, devices = setup_devices(cfg, cluster)
     keras.utils.set_random_seed(cfg.train.seed)
-
     t0 = time.perf_counter()
-    try:
-        splits = load_splits(cfg.data)
-    except KeyboardInterrupt:
-        print("\ninterrupted while loading the data: nothing was written", file=sys.stderr, flush=True)
-        raise
-    train_split, val_split = splits["train"], splits["val"]
-    bs = cfg.train.batch_size
-    steps = math.ceil(len(train_split) / bs)
-    data_info = {"train_images": len(train_split), "val_images": len(val_split), "steps_per_epoch": steps}
+    train_split, val_split, data_info = _load_data(cfg)
+    steps = data_info["steps_per_epoch"]
     if resume:
         run_dir = Path(run_dir)
         check_same_data(run_dir, data_info)
-
-    initial_epoch, rows = 0, []
     with strategy.scope():
-        if resume and (run_dir / "last.keras").is_file():
-            model = keras.models.load_model(run_dir / "last.keras")
-            initial_epoch = min(int(model.optimizer.iterations.numpy()) // steps, cfg.train.epochs)
-            rows = read_results(run_dir / "results.csv")[:initial_epoch]
-            if scratch is None:
-                write_results(run_dir / "results.csv", rows)
-        else:
-            model = new_model(
-                cfg, train_split.images
-            )  # a shape Keras cannot build fails here, before the run directory
-    if scratch is not None:  # a worker that is not the chief: its copies go to a folder it removes
-        run_dir = scratch
-        if resume:
-            write_results(scratch / "results.csv", rows)
-    elif not resume:
-        run_dir = new_run_dir(cfg.train.runs_dir, cfg.train.name)
-        atomic_write_text(run_dir / "config.yaml", versions_header() + cfg.to_yaml())
-        write_data_info(run_dir, data_info)
-    elif config_changed:
-        atomic_write_text(run_dir / "config.yaml", versions_header() + cfg.to_yaml())
+        model, initial_epoch, rows = _model_and_history(cfg, run_dir if resume else None, train_split, steps, scratch)
+    run_dir = _prepare_run_dir(cfg, run_dir, resume, config_changed, scratch, data_info, rows)
     print(f"run directory: {run_dir}", flush=True)
     print(f"devices: {devices}", flush=True)
     print(
@@ -308,41 +293,8 @@ def _train(cfg: Config, run_dir, resume: bool, config_changed: bool, cluster, sc
     if strategy.num_replicas_in_sync > 1:
         build_for_replicas(model, strategy)
     callback = _callback(run_dir, cfg, rows)
-    extra = [keras.callbacks.SwapEMAWeights()] if cfg.train.ema else []  # validation sees the average
-    if cfg.train.tensorboard and importlib.util.find_spec("tensorboard") is None:
-        print("note: tensorboard is not installed (pip install tensorboard): no event files", file=sys.stderr)
-    elif cfg.train.tensorboard:  # event files: tensorboard --logdir runs
-        extra.append(
-            keras.callbacks.TensorBoard(
-                log_dir=str(run_dir / "tensorboard"), write_graph=cfg.train.tensorboard_graph, update_freq="epoch"
-            )
-        )
-    done_early = resume and cfg.train.early_stopping and callback.since >= cfg.train.early_stopping
     try:
-        for start, end in stages(cfg, initial_epoch) if not done_early else []:
-            set_backbone_frozen(model, start < cfg.model.freeze_epochs, cfg, start * steps)
-            model.fit(
-                distribute(
-                    lambda start=start, end=end: training_batches(cfg, train_split, end, start),
-                    strategy,
-                ),
-                validation_data=distribute(lambda: eval_dataset(val_split, max(bs, 512)), strategy),
-                validation_steps=math.ceil(len(val_split) / max(bs, 512)),
-                epochs=end,
-                initial_epoch=start,
-                steps_per_epoch=steps,
-                callbacks=[lr_callback(cfg.train, steps), progress_callback(steps, cfg.train.epochs), callback, *extra],
-                shuffle=False,  # the dataset shuffles itself, reproducibly
-                verbose=0,  # progress_callback draws the one display
-            )
-            if callback.diverged:
-                raise UserError(
-                    f"training diverged: the loss became {callback.diverged} in epoch {len(rows) + 1} "
-                    f"(train.lr={cfg.train.lr:g}, train.optimizer={cfg.train.optimizer}); lower train.lr or add "
-                    f"train.warmup_epochs. The run is not finished; {run_dir} keeps the epochs before it"
-                )
-            if callback.stopped_early:
-                break
+        _fit(cfg, model, strategy, train_split, val_split, initial_epoch, callback, run_dir, rows)
     except KeyboardInterrupt:
         print(
             f"\ninterrupted after {len(rows)} completed epoch(s); saved in {run_dir}. Resume with:\n  cifake train --resume {run_dir}",
@@ -365,6 +317,138 @@ def _train(cfg: Config, run_dir, resume: bool, config_changed: bool, cluster, sc
     )
     print(f"run directory: {run_dir} (wall time {duration(time.perf_counter() - started)})", flush=True)
     return run_dir
+
+
+def _load_data(cfg: Config):
+    """(train split, val split, data info for data.json); Ctrl-C here leaves nothing written."""
+    from .data import load_splits
+
+    try:
+        splits = load_splits(cfg.data)
+    except KeyboardInterrupt:
+        print("\ninterrupted while loading the data: nothing was written", file=sys.stderr, flush=True)
+        raise
+    train_split, val_split = splits["train"], splits["val"]
+    steps = math.ceil(len(train_split) / cfg.train.batch_size)
+    return (
+        train_split,
+        val_split,
+        {"train_images": len(train_split), "val_images": len(val_split), "steps_per_epoch": steps},
+    )
+
+
+def _model_and_history(cfg: Config, resume_dir: Path | None, train_split, steps: int, scratch: Path | None):
+    """(model, epochs already done, their results.csv rows): from last.keras when resuming, else a new model.
+
+    Call inside the strategy's scope. On resume, the run's files must agree: last.keras loads, holds
+    the architecture config.yaml describes, and results.csv has a row for every epoch it completed
+    (results.csv is then cut back to those rows).
+    """
+    if resume_dir is not None:
+        last = resume_dir / "last.keras"
+        if last.exists() or last.is_symlink():
+            model = _load_last(last, cfg)
+            initial_epoch = min(int(model.optimizer.iterations.numpy()) // steps, cfg.train.epochs)
+            rows = read_results(resume_dir / "results.csv")
+            if len(rows) < initial_epoch:
+                raise UserError(
+                    f"{resume_dir}: last.keras has completed {initial_epoch} epoch(s) but results.csv holds "
+                    f"{len(rows)} row(s): the run's files disagree (results.csv was emptied or replaced); "
+                    "restore it, or start a new run"
+                )
+            rows = rows[:initial_epoch]
+            if scratch is None:
+                write_results(resume_dir / "results.csv", rows)
+            return model, initial_epoch, rows
+        print(f"note: {resume_dir} has no last.keras (no epoch finished): training starts from epoch 1", flush=True)
+    # a shape Keras cannot build fails here, before the run directory exists
+    return new_model(cfg, train_split.images), 0, []
+
+
+def _load_last(last: Path, cfg: Config):
+    """last.keras of a resumed run, checked: a readable .keras file whose weights fit config.yaml's model."""
+    keras = import_keras()
+    from .detector import check_keras_file
+    from .models import build_model
+
+    if not last.is_file():
+        raise UserError(f"{last} is not a file (a folder or a broken link): the run cannot resume from it")
+    check_keras_file(last)
+    try:
+        model = keras.models.load_model(last)
+    except Exception as e:  # noqa: BLE001 - any load failure means the checkpoint is damaged
+        raise UserError(
+            f"{last} is damaged ({type(e).__name__}: {shorten(str(e).splitlines()[0] if str(e) else '', 120)}); "
+            "the run cannot resume from it: start a new run"
+        ) from None
+    expected = [tuple(w.shape) for w in build_model(cfg.model).weights]
+    if [tuple(w.shape) for w in model.weights] != expected or model.optimizer is None:
+        raise UserError(
+            f"{last} holds another model than {last.parent / 'config.yaml'} describes (was config.yaml edited?): "
+            "resume with the config the run started with, or start a new run"
+        )
+    return model
+
+
+def _prepare_run_dir(cfg: Config, run_dir, resume: bool, config_changed: bool, scratch, data_info, rows) -> Path:
+    """Where this process writes: a new run directory, the resumed one, or a worker's scratch folder."""
+    if scratch is not None:  # a worker that is not the chief: its copies go to a folder it removes
+        if resume:
+            write_results(scratch / "results.csv", rows)
+        return scratch
+    if not resume:
+        run_dir = new_run_dir(cfg.train.runs_dir, cfg.train.name)
+        atomic_write_text(run_dir / "config.yaml", versions_header() + cfg.to_yaml())
+        write_data_info(run_dir, data_info)
+    elif config_changed:
+        atomic_write_text(run_dir / "config.yaml", versions_header() + cfg.to_yaml())
+    return run_dir
+
+
+def _extra_callbacks(cfg: Config, run_dir: Path) -> list:
+    """SwapEMAWeights (validation sees the average) and TensorBoard, as the config asks."""
+    keras = import_keras()
+    extra = [keras.callbacks.SwapEMAWeights()] if cfg.train.ema else []
+    if cfg.train.tensorboard and importlib.util.find_spec("tensorboard") is None:
+        print("note: tensorboard is not installed (pip install tensorboard): no event files", file=sys.stderr)
+    elif cfg.train.tensorboard:  # event files: tensorboard --logdir runs
+        extra.append(
+            keras.callbacks.TensorBoard(
+                log_dir=str(run_dir / "tensorboard"), write_graph=cfg.train.tensorboard_graph, update_freq="epoch"
+            )
+        )
+    return extra
+
+
+def _fit(cfg: Config, model, strategy, train_split, val_split, initial_epoch: int, callback, run_dir, rows) -> None:
+    """The epochs still to run, stage by stage (a frozen backbone first, when configured)."""
+    from .pipelines import distribute, eval_dataset
+
+    bs = cfg.train.batch_size
+    steps = math.ceil(len(train_split) / bs)
+    extra = _extra_callbacks(cfg, run_dir)
+    done_early = initial_epoch and cfg.train.early_stopping and callback.since >= cfg.train.early_stopping
+    for start, end in stages(cfg, initial_epoch) if not done_early else []:
+        set_backbone_frozen(model, start < cfg.model.freeze_epochs, cfg, start * steps)
+        model.fit(
+            distribute(lambda start=start, end=end: training_batches(cfg, train_split, end, start), strategy),
+            validation_data=distribute(lambda: eval_dataset(val_split, max(bs, 512)), strategy),
+            validation_steps=math.ceil(len(val_split) / max(bs, 512)),
+            epochs=end,
+            initial_epoch=start,
+            steps_per_epoch=steps,
+            callbacks=[lr_callback(cfg.train, steps), progress_callback(steps, cfg.train.epochs), callback, *extra],
+            shuffle=False,  # the dataset shuffles itself, reproducibly
+            verbose=0,  # progress_callback draws the one display
+        )
+        if callback.diverged:
+            raise UserError(
+                f"training diverged: the loss became {callback.diverged} in epoch {len(rows) + 1} "
+                f"(train.lr={cfg.train.lr:g}, train.optimizer={cfg.train.optimizer}); lower train.lr or add "
+                f"train.warmup_epochs. The run is not finished; {run_dir} keeps the epochs before it"
+            )
+        if callback.stopped_early:
+            break
 
 
 def init_from(model, source: str) -> None:
@@ -390,7 +474,7 @@ def finish(run_dir: Path, val_split, cfg: Config, rows: list[dict[str, float]]) 
     """Evaluate best.keras on validation, write metrics.json (the 'finished' marker) and curves.png."""
     keras = import_keras()
 
-    from .data import eval_dataset
+    from .pipelines import eval_dataset
 
     best = keras.models.load_model(run_dir / "best.keras")
     values = best.evaluate(eval_dataset(val_split, 1024), verbose=0, return_dict=True)

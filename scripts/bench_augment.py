@@ -14,8 +14,9 @@ import argparse
 import time
 
 from cifake.config import load_config
-from cifake.data import load_splits, train_dataset
+from cifake.data import load_splits
 from cifake.models import build_model
+from cifake.pipelines import train_dataset
 from cifake.train import compile_model
 
 

@@ -31,8 +31,10 @@ def main() -> None:
     import keras
     import tensorflow as tf
 
+    from cifake.cache import CACHE_DIRNAME
     from cifake.config import DataConfig
-    from cifake.data import CACHE_DIRNAME, load_split, train_dataset
+    from cifake.data import load_split
+    from cifake.pipelines import train_dataset
 
     cfg = DataConfig(dir=args.data_dir, fraction=args.fraction, cache=True)
     shutil.rmtree(Path(args.data_dir) / CACHE_DIRNAME, ignore_errors=True)

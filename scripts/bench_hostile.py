@@ -20,6 +20,7 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tests.conftest import laughs_yaml, png_bomb, zip_bomb  # the inputs the tests use
+from tests.test_decoders_vs_caps import iccp_bomb_png
 
 
 def run(argv: list[str]) -> tuple[int, float, float, str]:
@@ -81,10 +82,90 @@ def main() -> int:
         code, s, mb, said = run(["config", "--config", str(t / "lol.yaml")])
         rows.append(("billion-laughs YAML (9 levels of 10 aliases)", code, s, mb, said[:150]))
 
+        rows += second_round(t)
+
     print(f"{'probe':<48} {'exit':>4} {'seconds':>8} {'peak RSS':>9}  what it said")
     for name, code, s, mb, said in rows:
         print(f"{name:<48} {code:>4} {s:>8.2f} {mb:>6.0f} MiB  {said}")
     return 0
+
+
+def second_round(t: Path) -> list[tuple]:
+    """Outputs onto inputs, decoders against the caps, special files, nesting, odd images."""
+    import os
+    import socket
+
+    import numpy as np
+
+    rows = []
+    photos = t / "photos"
+    photos.mkdir()
+    Image.new("RGB", (32, 32), (90, 120, 150)).save(photos / "photo.jpg")
+    before = (photos / "photo.jpg").read_bytes()
+    code, s, mb, said = run(["predict", str(photos), "--out", str(photos / "photo.jpg")])
+    intact = (photos / "photo.jpg").read_bytes() == before
+    rows.append(("predict --out onto an input image", code, s, mb, f"{said[:100]} | image intact: {intact}"))
+
+    notes = t / "notes.txt"
+    notes.write_text("my notes")
+    code, s, mb, said = run(["export", "pretrained", "--out", str(notes)])
+    rows.append(
+        (
+            "export --out onto an existing notes.txt",
+            code,
+            s,
+            mb,
+            f"{said[:100]} | kept: {notes.read_text() == 'my notes'}",
+        )
+    )
+
+    iccp = iccp_bomb_png(t / "iccp.png", 12000, 12000)
+    code, s, mb, said = run(["predict", str(iccp)])
+    rows.append(("12000x12000 PNG whose iCCP Pillow refuses", code, s, mb, said[:150]))
+
+    frames = [Image.new("P", (1000, 1000), i % 256) for i in range(300)]
+    frames[0].save(t / "frames.gif", save_all=True, append_images=frames[1:])
+    size = (t / "frames.gif").stat().st_size / 2**20
+    code, s, mb, said = run(["predict", str(t / "frames.gif")])
+    rows.append((f"GIF 1000x1000 x 300 frames ({size:.1f} MiB)", code, s, mb, said[:150] or "scored, first frame"))
+
+    odd = t / "odd"
+    odd.mkdir()
+    Image.new("RGB", (32, 32)).save(odd / "ok.png")
+    (odd / "dangling.jpg").symlink_to(t / "nowhere.jpg")
+    os.mkfifo(odd / "pipe.png")
+    (odd / "zero.jpg").symlink_to("/dev/zero")
+    sock = socket.socket(socket.AF_UNIX)
+    sock.bind(str(odd / "sock.png"))
+    code, s, mb, said = run(["predict", str(odd)])
+    sock.close()
+    rows.append(("folder with a broken link, FIFO, socket, /dev/zero", code, s, mb, said[:150]))
+
+    leaf = t / "deep"
+    leaf.mkdir()
+    for _ in range(1500):  # one level at a time: pathlib's mkdir(parents=True) itself recurses
+        leaf = leaf / "d"
+        leaf.mkdir()
+    Image.new("RGB", (32, 32)).save(leaf / "x.png")
+    code, s, mb, said = run(["predict", str(t / "deep")])
+    rows.append(("a folder tree 1,500 levels deep", code, s, mb, said[:150] or "scored"))
+
+    Image.fromarray(np.full((32, 32), 0.5, np.float32)).save(t / "float.tif")
+    code, s, mb, said = run(["predict", str(t / "float.tif"), str(plain := t / "plain.png")])
+    rows.append(("a float32 TIFF (mode F) beside a PNG", code, s, mb, said[:150]))
+
+    code, s, mb, said = run(["predict", str(t / ("x" * 300 + ".png"))])
+    rows.append(("a file name of 300 bytes", code, s, mb, said[:150]))
+
+    model_dir = t / "m"
+    model_dir.mkdir()
+    (model_dir / "best.keras").write_bytes(
+        (Path(__file__).resolve().parents[1] / "cifake/pretrained/detector.keras").read_bytes()
+    )
+    (model_dir / "threshold.json").write_text("[" * 30_000 + "]" * 30_000)
+    code, s, mb, said = run(["predict", str(plain), "--model", str(model_dir / "best.keras")])
+    rows.append(("threshold.json nested 30,000 deep", code, s, mb, said[:150]))
+    return rows
 
 
 if __name__ == "__main__":

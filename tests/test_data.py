@@ -5,20 +5,19 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from cifake.cache import CACHE_DIRNAME
 from cifake.config import DataConfig
 from cifake.data import (
-    CACHE_DIRNAME,
     Split,
-    eval_dataset,
     list_split,
     load_split,
     load_splits,
     stratified_split,
     stratified_subset,
     subject_of,
-    train_dataset,
 )
 from cifake.errors import UserError
+from cifake.pipelines import eval_dataset, train_dataset
 
 
 def test_labels_fake_is_one(tiny_data):

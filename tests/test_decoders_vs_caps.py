@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from cifake import data, limits
+from cifake import decode, limits
 from cifake.cli import main
 from cifake.config import ModelConfig
 from cifake.models import build_model
@@ -67,13 +67,13 @@ def test_gifs_are_decoded_one_frame_without_tensorflow(tmp_path, monkeypatch):
     png = tmp_path / "still.png"
     Image.open(gif).convert("RGB").save(png)
     decoded_by_tensorflow: list[str] = []
-    real = data._decode_into
+    real = decode._decode_into
 
     def spy(out, seen, paths, indices, decoder, batch, bar):
         decoded_by_tensorflow.extend(paths[i] for i in indices)
         return real(out, seen, paths, indices, decoder, batch, bar)
 
-    monkeypatch.setattr(data, "_decode_into", spy)
-    images, bad = data.decode_files([str(gif), str(png)])
+    monkeypatch.setattr(decode, "_decode_into", spy)
+    images, bad = decode.decode_files([str(gif), str(png)])
     assert bad == [] and str(gif) not in decoded_by_tensorflow and str(png) in decoded_by_tensorflow
     assert np.array_equal(images[0], images[1])  # the first frame, as TensorFlow would have returned it

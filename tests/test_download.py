@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from cifake.cli import main
-from cifake.download import MARKER, verify
+from cifake.layout import MARKER, verify
 
 from .conftest import make_zip, zip_bomb
 from .kaggle_server import DOWNLOAD_PATH, FakeKaggle

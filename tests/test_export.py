@@ -184,3 +184,49 @@ def test_a_model_trained_in_bfloat16_exports_to_litert(tmp_path, capsys):
     card = _card(out)
     assert card["label_agreement"] >= 0.9 and card["max_abs_delta"] <= 0.05  # bf16 Keras vs float32 LiteRT
     assert LiteModel(out).predict(np.zeros((2, 32, 32, 3), np.uint8)).shape == (2,)
+
+
+def _dead_pid() -> int:
+    import subprocess
+    import sys
+
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+def test_export_replaces_only_its_own_kind_of_file_and_only_when_told(run, tmp_path, capsys):
+    """An output is never an input, never inside the package, and replaces only an export of its format, with --force."""
+    _, run_dir = run
+    notes = tmp_path / "notes.txt"
+    notes.write_text("my notes")
+    assert main(["export", str(run_dir), "--out", str(notes)]) == 2
+    assert "is not a litert export" in capsys.readouterr().err and notes.read_text() == "my notes"
+    shipped = detector.PRETRAINED_DIR / "detector-int8.tflite"
+    before = shipped.read_bytes() if shipped.is_file() else None
+    assert main(["export", str(run_dir), "--out", str(shipped)]) == 2
+    assert "inside the installed package" in capsys.readouterr().err
+    assert (shipped.read_bytes() if shipped.is_file() else None) == before
+    assert main(["export", str(run_dir), "--out", str(run_dir / "threshold.json")]) == 2
+    out = tmp_path / "m.tflite"
+    assert main(["export", str(run_dir), "--out", str(out)]) == 0
+    first = out.stat().st_mtime_ns
+    assert main(["export", str(run_dir), "--out", str(out)]) == 2
+    assert "pass --force to replace it" in capsys.readouterr().err and out.stat().st_mtime_ns == first
+    (tmp_path / "m.tflite.json").write_text("not a card")
+    assert main(["export", str(run_dir), "--out", str(out), "--force"]) == 2
+    assert "is not an export card" in capsys.readouterr().err
+    (tmp_path / "m.tflite.json").unlink()
+    assert main(["export", str(run_dir), "--out", str(out), "--force"]) == 0
+    assert _card(out)["format"] == "litert"
+
+
+def test_a_killed_exports_staging_folder_is_removed_by_the_next_export(run, tmp_path):
+    _, run_dir = run
+    out = tmp_path / "k.tflite"
+    left = tmp_path / f".k.tflite.{_dead_pid()}.staging"
+    left.mkdir()
+    (left / "k.tflite").write_bytes(b"half")
+    assert main(["export", str(run_dir), "--out", str(out)]) == 0
+    assert not left.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["k.tflite", "k.tflite.json"]

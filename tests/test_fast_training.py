@@ -14,16 +14,17 @@ import pytest
 
 from cifake.cli import main
 from cifake.config import Config, ModelConfig, load_config
-from cifake.data import Split, train_dataset
+from cifake.data import Split
 from cifake.detector import predict_images, predict_tta, tta_views
 from cifake.models import build_model, macs
+from cifake.pipelines import train_dataset
 from cifake.schedule import lr_at
 from cifake.whiten import fit_whitening, whitening_weights
 
 from .conftest import make_dataset
 
 REPO = Path(__file__).resolve().parents[1]
-RECIPES = ["fast.yaml", "small_cnn.yaml", "best.yaml"]
+RECIPES = ["fast.yaml", "small_cnn.yaml", "best.yaml", "detector.yaml"]
 
 
 @pytest.fixture(scope="module")

@@ -66,7 +66,7 @@ def test_pixel_cap_option_and_loader(tmp_path, capfd):
     assert "1000x1200 = 1.2 megapixels is over the 1 MP cap" in capfd.readouterr().err
     assert main(["predict", str(big), "--max-megapixels", "2"]) == 0
     from cifake import limits
-    from cifake.data import decode_files
+    from cifake.decode import decode_files
 
     limits.set_max_megapixels(1)
     try:
@@ -78,7 +78,7 @@ def test_pixel_cap_option_and_loader(tmp_path, capfd):
 
 def test_jpeg_header_over_the_cap_is_refused_in_the_loader(tmp_path):
     from cifake import limits
-    from cifake.data import decode_files
+    from cifake.decode import decode_files
 
     f = tmp_path / "wide.jpg"
     Image.fromarray(np.zeros((600, 2000, 3), np.uint8)).save(f)  # 1.2 MP JPEG

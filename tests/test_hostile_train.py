@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from cifake.cache import CACHE_DIRNAME
 from cifake.cli import main
-from cifake.data import CACHE_DIRNAME
 
 from .conftest import make_dataset
 

@@ -69,3 +69,20 @@ def test_the_parser_offers_exactly_the_listed_commands():
     parser = build_parser()
     subs = next(a for a in parser._actions if a.dest == "command")
     assert tuple(subs.choices) == commands.NAMES
+
+
+def test_library_errors_name_parameters_and_the_cli_names_flags(tmp_path, capsys):
+    """A Python caller is told about max_megapixels; the command line user about --max-megapixels."""
+    from cifake import limits
+    from cifake.cli import main
+    from cifake.errors import UserError
+    from cifake.evaluate import evaluate
+
+    with pytest.raises(UserError) as caught:
+        limits.set_max_megapixels(1e308)
+    assert str(caught.value).startswith("max_megapixels: got 1e+308") and "--" not in str(caught.value)
+    assert caught.value.for_cli().startswith("--max-megapixels: got 1e+308")
+    with pytest.raises(UserError, match=r"^calibrate only works on split val"):
+        evaluate(tmp_path / "m.keras", split="test", calibrate=True)
+    assert main(["evaluate", str(tmp_path / "m.keras"), "--split", "test", "--calibrate"]) == 2
+    assert "--calibrate only works on --split val" in capsys.readouterr().err

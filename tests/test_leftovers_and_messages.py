@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from cifake import limits
+from cifake import limits, text
 from cifake.cli import main
 from cifake.predict import remove_stale_partials
 
@@ -64,12 +64,12 @@ def test_size_message_keeps_its_digits():
     try:
         limits.set_max_megapixels(0.001024)
         assert limits.size_problem(33, 32) == (
-            "33x32 = 0.00106 megapixels is over the 0.001024 MP cap (--max-megapixels raises it)"
+            "33x32 = 0.00106 megapixels is over the 0.001024 MP cap (raise max_megapixels, --max-megapixels on the command line, to admit it)"
         )
     finally:
         limits.set_max_megapixels(saved / 1e6)
 
 
 def test_control_characters_in_names_cannot_split_a_table_row():
-    assert limits.printable("a\nb\rc\td.jpg") == "a\\x0ab\\x0dc\\x09d.jpg"
-    assert "\n" not in limits.printable("x\n" * 3)
+    assert text.printable("a\nb\rc\td.jpg") == "a\\x0ab\\x0dc\\x09d.jpg"
+    assert "\n" not in text.printable("x\n" * 3)

@@ -115,8 +115,9 @@ def test_a_file_that_is_no_model_gets_a_whole_sentence(capsys):
 
 
 def test_download_fills_the_cache_and_fractions_are_slices_of_it(tmp_path, capsys):
+    from cifake.cache import CACHE_DIRNAME
     from cifake.config import DataConfig
-    from cifake.data import CACHE_DIRNAME, load_split
+    from cifake.data import load_split
 
     from .conftest import make_zip
 

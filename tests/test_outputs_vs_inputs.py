@@ -13,8 +13,8 @@ from PIL import Image
 
 from cifake.cli import main
 from cifake.config import ModelConfig
-from cifake.limits import csv_cell
 from cifake.models import build_model
+from cifake.text import csv_cell
 
 
 @pytest.fixture(scope="module")

@@ -13,8 +13,9 @@ from cifake.calibrate import apply_temperature, fit_temperature, logits
 from cifake.cli import main
 from cifake.config import load_config
 from cifake.corruptions import CORRUPTIONS
-from cifake.data import Split, train_dataset
+from cifake.data import Split
 from cifake.metrics import expected_calibration_error
+from cifake.pipelines import train_dataset
 
 from .conftest import make_dataset
 
@@ -142,3 +143,31 @@ def test_predict_reports_original_sizes_and_warns_once_about_resizing(tmp_path, 
     assert (rows["photo0.png"]["width"], rows["photo0.png"]["height"]) == ("64", "48")
     assert main(["predict", str(tmp_path / "native.png")]) == 0
     assert "were not 32x32" not in capfd.readouterr().err
+
+
+def test_color_augmentation_moves_brightness_contrast_and_saturation_both_ways_and_resumes():
+    """augment.color: per image, brightness, contrast and saturation change by factors in 1 +- strength."""
+    from cifake.augment import _color
+    from cifake.tfutil import import_tf
+
+    tf = import_tf()
+    rng = np.random.default_rng(1)
+    x = tf.constant(rng.uniform(60, 190, (256, 32, 32, 3)), tf.float32)
+    seed = tf.constant([5, 9], tf.int64)
+    out = _color(tf, x, 0.4, 1.0, seed).numpy()
+    assert np.array_equal(out, _color(tf, x, 0.4, 1.0, seed).numpy())  # seeded
+    assert out.min() >= 0 and out.max() <= 255
+    ratio = out.mean(axis=(1, 2, 3)) / x.numpy().mean(axis=(1, 2, 3))
+    assert ratio.min() < 0.85 and ratio.max() > 1.15  # darker and brighter images
+    assert ratio.min() > 0.55 and ratio.max() < 1.5  # within the drawn range (plus contrast/saturation spill)
+    spread = out.std(axis=(1, 2, 3)) / x.numpy().std(axis=(1, 2, 3))
+    assert spread.min() < 0.8 and spread.max() > 1.2  # flatter and punchier images
+    untouched = _color(tf, x, 0.4, 0.0, seed).numpy()
+    assert np.array_equal(untouched, x.numpy())  # share 0: nothing changes
+    split = Split(
+        rng.integers(0, 256, (32, 32, 32, 3), dtype=np.uint8), np.repeat([0, 1], 16).astype(np.int32), [""] * 32
+    )
+    cfg = load_config(None, ["augment.color=0.7"]).augment
+    full = [x.numpy() for x, _ in train_dataset(split, 8, seed=3, epochs=2, robust=cfg)]
+    resumed = [x.numpy() for x, _ in train_dataset(split, 8, seed=3, epochs=2, initial_epoch=1, robust=cfg)]
+    assert all(np.array_equal(a, b) for a, b in zip(full[4:], resumed, strict=True))

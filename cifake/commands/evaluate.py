@@ -60,16 +60,16 @@ def run(args) -> int:
 
     evaluate(
         args.checkpoint,
-        args.split,
-        args.data_dir,
-        args.threshold,
-        args.batch_size,
-        args.plots,
-        args.out,
-        args.choose_threshold,
-        args.tta,
-        args.corruptions,
-        args.calibrate,
+        split=args.split,
+        data_dir=args.data_dir,
+        threshold=args.threshold,
+        batch_size=args.batch_size,
+        plots=args.plots,
+        out=args.out,
+        choose_threshold=args.choose_threshold,
+        tta=args.tta,
+        corruptions=args.corruptions,
+        calibrate=args.calibrate,
     )
     sys.stdout.flush()
     return 0

@@ -37,6 +37,11 @@ def add_arguments(p) -> None:
     )
     p.add_argument("--calibration", metavar="DIR", help="calibrate int8 on the images under this folder instead")
     p.add_argument(
+        "--force",
+        action="store_true",
+        help="replace an existing export of the same format at --out (any other existing file is never replaced)",
+    )
+    p.add_argument(
         "--check-images",
         type=nonnegative_int,
         default=0,
@@ -61,5 +66,6 @@ def run(args) -> int:
         data_dir=args.data_dir,
         calibration=args.calibration,
         check_images=args.check_images,
+        force=args.force,
     )
     return 0

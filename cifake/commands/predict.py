@@ -84,28 +84,66 @@ def check_out_is_not_an_input(out: Path, files: list[str], model: Path) -> None:
 def run(args) -> int:
     import sys
 
-    from tqdm import tqdm
-
-    from ..data import IMAGE_SIZE
     from ..detector import Detector
     from ..errors import UserError
     from ..images import collect, resized_note_counts
-    from ..limits import printable
-    from ..predict import CsvSink, Table, score_chunks, shard
+    from ..predict import CsvSink, Table, shard
+    from ..text import printable
 
     if args.out:
         check_out_file(Path(args.out))
-    files = collect(args.paths)
+    skipped: list[tuple[str, str]] = []
+    files = collect(args.paths, skipped)
+    for path, why in skipped:
+        print(f"warning: skipped {printable(path)}: {why}", file=sys.stderr)
     if args.shard:
         k, n = parse_shard(args.shard)
         total, files = len(files), shard(files, k, n)
         print(f"shard {k}/{n}: {len(files):,} of {total:,} file(s)", file=sys.stderr)
     if not files:
-        raise UserError(f"no image files found in {' '.join(args.paths)}")
+        raise UserError(
+            f"no image files found in {' '.join(args.paths)}" + (" (only special files)" if skipped else "")
+        )
     detector = Detector.load(args.model, args.threshold)
     if args.out:
+        from .. import limits
+
         check_out_is_not_an_input(Path(args.out), files, detector.path)
+        # a row is the path, five numbers and a label: ~60 bytes more than the name
+        needed = sum(len(f.encode("utf-8", "surrogateescape")) + 60 for f in files)
+        limits.check_free_space(Path(args.out).resolve().parent, needed, f"writing {args.out}")
     sink = CsvSink(Path(args.out)) if args.out else Table(files, detector.threshold)
+    try:
+        n_rows, n_fake, n_other, n_bad = _score(files, detector, sink, args)
+        if not n_rows:
+            raise UserError(f"none of the {len(files)} file(s) could be read as an image")
+    except BaseException:
+        if isinstance(sink, CsvSink):
+            sink.abort()  # no half-written CSV where a complete one is expected
+        raise
+    if note := resized_note_counts(n_other, n_rows):
+        print(f"warning: {note}", file=sys.stderr)
+    n_bad += len(skipped)
+    if isinstance(sink, CsvSink):
+        sink.finish()
+        print(f"wrote {n_rows} predictions to {args.out} (threshold {detector.threshold:.4f}; FAKE = 1)")
+    print(
+        f"{n_rows} scored: {n_fake} FAKE, {n_rows - n_fake} REAL; {n_bad} unreadable (model {detector.path.name})",
+        file=sys.stderr,
+    )
+    return EXIT_SOME_UNREADABLE if n_bad else 0
+
+
+def _score(files: list[str], detector, sink, args) -> tuple[int, int, int, int]:
+    """Score ``files`` chunk by chunk into ``sink``, with a progress bar; (rows, FAKE, not 32x32, unreadable)."""
+    import sys
+
+    from tqdm import tqdm
+
+    from ..decode import IMAGE_SIZE
+    from ..predict import score_chunks
+    from ..text import printable
+
     n_rows = n_fake = n_other = n_bad = 0
     bar = tqdm(
         total=len(files),
@@ -115,7 +153,7 @@ def run(args) -> int:
         mininterval=0.5,
         disable=not (args.out and sys.stderr.isatty()),  # a table on stdout is its own progress
     )
-    try:
+    with bar:
         for rows, unreadable in score_chunks(files, detector, args.batch_size, args.tta):
             for path, why in unreadable:
                 bar.write(f"warning: skipped {printable(path)}: {why}", file=sys.stderr)
@@ -125,23 +163,4 @@ def run(args) -> int:
             n_other += sum((r[3], r[4]) != (IMAGE_SIZE, IMAGE_SIZE) for r in rows)
             n_bad += len(unreadable)
             bar.update(len(rows) + len(unreadable))
-    except BaseException:
-        if isinstance(sink, CsvSink):
-            sink.abort()  # no half-written CSV where a complete one is expected
-        raise
-    finally:
-        bar.close()
-    if not n_rows:
-        if isinstance(sink, CsvSink):
-            sink.abort()
-        raise UserError(f"none of the {len(files)} file(s) could be read as an image")
-    if note := resized_note_counts(n_other, n_rows):
-        print(f"warning: {note}", file=sys.stderr)
-    if isinstance(sink, CsvSink):
-        sink.finish()
-        print(f"wrote {n_rows} predictions to {args.out} (threshold {detector.threshold:.4f}; FAKE = 1)")
-    print(
-        f"{n_rows} scored: {n_fake} FAKE, {n_rows - n_fake} REAL; {n_bad} unreadable (model {detector.path.name})",
-        file=sys.stderr,
-    )
-    return EXIT_SOME_UNREADABLE if n_bad else 0
+    return n_rows, n_fake, n_other, n_bad

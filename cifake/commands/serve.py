@@ -38,13 +38,9 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
-    import signal
-
     from ..serve import serve
 
-    # A shell without job control starts background jobs with SIGINT ignored, and Python keeps an
-    # ignored SIGINT: such a server (`cifake serve &` in a script, a CI job) would never stop on
-    # Ctrl-C or `kill -INT`. Stopping on SIGINT is this command's contract, so it is set here.
-    signal.signal(signal.SIGINT, signal.default_int_handler)
+    # cli restores SIGINT (a background job of a script starts with it ignored) and turns SIGTERM into
+    # the same clean stop: uploads deleted, exit 130 / 143.
     serve(args.models, args.host, args.port, int(args.max_mb * 1e6), args.concurrency)
     return 0

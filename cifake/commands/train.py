@@ -20,8 +20,9 @@ def add_arguments(p) -> None:
     p.add_argument(
         "--resume",
         metavar="RUN_DIR",
-        help="continue an interrupted run; only train.epochs, train.early_stopping, train.threads, data.dir and "
-        "data.cache may change (more epochs stretch the cosine schedule: see the README)",
+        help="continue an interrupted run; only train.epochs, train.early_stopping, train.threads, "
+        "train.cluster_timeout, data.dir and data.cache may change (more epochs stretch the cosine schedule: "
+        "see docs/commands.md)",
     )
     p.add_argument("--summary", action="store_true", help="print the model's layers and parameters, then exit")
     add_pixel_cap(p)
