@@ -264,6 +264,7 @@ def write_predictions(path: Path, paths: list[str], p: np.ndarray, threshold: fl
 
 def print_report(r: dict) -> None:
     cm = r["confusion"]
+    print(f"model: {r['checkpoint']}")
     print(
         f"{r['split']}: {r['images']:,} images, threshold {r['threshold']:.4f} ({r['threshold_source']}); FAKE = 1 is positive"
     )

@@ -38,6 +38,7 @@ def explain(model_path: str | Path, images: list[str], out: str | Path, layer: s
         raise UserError(f"{{out}} {out} is a file; give a folder for the figures", options=("out",))
     detector = Detector.load(model_path, keras_only="cifake explain (Grad-CAM)")
     model, threshold = detector.model, detector.threshold
+    print(f"model: {detector.path} (threshold {threshold:.4f}, {detector.threshold_source})")
     files = collect(images)
     if not files:
         raise UserError(f"no image files found in {' '.join(images)}")

@@ -24,7 +24,7 @@ import numpy as np
 from .errors import UserError
 from .text import printable
 
-SHIPPED = "shipped detector (cifake)"
+SHIPPED = "shipped detector (detector.keras)"
 
 
 def model_choices(paths: list[str]) -> dict[str, Path]:
