@@ -1,7 +1,14 @@
 """cifake: detectors of AI-generated images trained on CIFAKE (FAKE = 1 everywhere).
 
 The public API is imported lazily so that ``import cifake`` (and ``cifake --help``) never pays for
-TensorFlow: ``load_config``, ``build_model``, ``train``, ``evaluate``.
+TensorFlow or NumPy:
+
+    import cifake
+    detector = cifake.load_detector()            # the shipped detector, as `cifake predict` uses it
+    p = detector.predict("photo.jpg")            # P(FAKE) per image: paths, folders, PIL images, arrays
+    detector.label(p), detector.threshold, detector.card
+
+and, for training: ``load_config``, ``build_model``, ``train``, ``evaluate``.
 """
 
 from __future__ import annotations
@@ -12,6 +19,8 @@ from typing import Any
 __version__ = "0.1.0"
 
 _API = {
+    "load_detector": "detector",
+    "Detector": "detector",
     "load_config": "config",
     "build_model": "models",
     "train": "train",

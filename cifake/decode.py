@@ -66,26 +66,32 @@ AMBIGUOUS_MODES = {"F": "32-bit floating-point", "I": "32-bit integer"}
 
 def pil_decode_why(path: str) -> tuple[np.ndarray | None, str]:
     """``pil_decode`` with the reason when it returns None ('' when it decoded)."""
-    from PIL import Image, ImageOps
+    from PIL import Image
 
     try:
         with Image.open(path) as im:
-            im.seek(0)
-            im = ImageOps.exif_transpose(im)
-            if im.mode in AMBIGUOUS_MODES:
-                return None, f"a {AMBIGUOUS_MODES[im.mode]} image (mode {im.mode}): cifake reads 8- and 16-bit images"
-            if im.mode.startswith("I;16"):  # 16-bit grey: keep the top 8 bits of each sample
-                grey = (np.asarray(im, dtype=np.uint16) >> 8).astype(np.uint8)
-                arr = np.repeat(grey[..., None], 3, axis=-1)
-            else:
-                arr = np.asarray(im.convert("RGB"))
+            return pil_to_array(im)
     except Exception:  # noqa: BLE001 - any failure means unreadable
         return None, "not an image this tool can read"
-    if arr.shape[:2] == (IMAGE_SIZE, IMAGE_SIZE):
-        return arr, ""
-    tf = import_tf()
-    resized = tf.image.resize(arr[None], [IMAGE_SIZE, IMAGE_SIZE], "bicubic", antialias=True)
-    return np.clip(np.round(resized.numpy()[0]), 0, 255).astype(np.uint8), ""
+
+
+def pil_to_array(im) -> tuple[np.ndarray | None, str]:
+    """An open Pillow image as 32x32 RGB uint8: first frame, EXIF orientation applied, alpha dropped,
+    16-bit grey scaled to 8 bits, other sizes resized with Pillow's antialiased bicubic; (None, why) for
+    images whose samples have no fixed range (32-bit float or integer)."""
+    from PIL import Image, ImageOps
+
+    im.seek(0)
+    im = ImageOps.exif_transpose(im)
+    if im.mode in AMBIGUOUS_MODES:
+        return None, f"a {AMBIGUOUS_MODES[im.mode]} image (mode {im.mode}): cifake reads 8- and 16-bit images"
+    if im.mode.startswith("I;16"):  # 16-bit grey: keep the top 8 bits of each sample
+        grey = (np.asarray(im, dtype=np.uint16) >> 8).astype(np.uint8)
+        im = Image.fromarray(np.repeat(grey[..., None], 3, axis=-1))
+    rgb = im.convert("RGB")
+    if rgb.size != (IMAGE_SIZE, IMAGE_SIZE):
+        rgb = rgb.resize((IMAGE_SIZE, IMAGE_SIZE), Image.Resampling.BICUBIC)
+    return np.asarray(rgb, dtype=np.uint8), ""
 
 
 @functools.cache

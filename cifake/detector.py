@@ -13,8 +13,10 @@ import json
 import math
 import weakref
 import zipfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Union
 
 import numpy as np
 
@@ -22,6 +24,9 @@ from . import limits, text
 from .errors import UserError
 from .litert import LiteModel, is_litert
 from .tfutil import import_keras, import_tf
+
+if TYPE_CHECKING:
+    import PIL.Image
 
 PRETRAINED_DIR = Path(__file__).parent / "pretrained"
 PRETRAINED = PRETRAINED_DIR / "detector.keras"
@@ -94,7 +99,7 @@ def check_keras_file(path: Path) -> None:
     )
 
 
-def load_detector(path: str | Path, *, keras_only: str | None = None):
+def load_model_file(path: str | Path, *, keras_only: str | None = None):
     """Load a .keras model with safe_mode and check the cifake contract: (N, 32, 32, 3) -> (N, 1), finite weights.
 
     A ``.tflite`` file gives a ``litert.LiteModel`` with the same contract, unless ``keras_only`` names the
@@ -243,7 +248,7 @@ def predict_tta(
 class Detector:
     """A loaded model with its threshold: the one way anything in cifake scores images.
 
-    One loader (``load_detector``: .keras with the contract checked, or a LiteRT runner for .tflite),
+    One loader (``load_model_file``: .keras with the contract checked, or a LiteRT runner for .tflite),
     one threshold order (the argument, else ``threshold.json`` chosen for this file, else 0.5), and
     every output checked to be a probability (``predict_images``).
     """
@@ -266,7 +271,7 @@ class Detector:
         ``threshold.json`` beside the model (unless ``stored_threshold`` is False), else 0.5.
         ``keras_only`` names a use that needs the Keras graph (Grad-CAM, export), refusing a .tflite."""
         checkpoint = resolve_checkpoint(path or default_model())
-        model = load_detector(checkpoint, keras_only=keras_only)
+        model = load_model_file(checkpoint, keras_only=keras_only)
         if threshold is not None:
             return cls(model, checkpoint, threshold, "given")
         stored = read_threshold(checkpoint) if stored_threshold else None
@@ -277,10 +282,53 @@ class Detector:
         """A Keras model (gradients, Grad-CAM, export) rather than a LiteRT runner."""
         return not isinstance(self.model, LiteModel)
 
-    def predict(self, images: np.ndarray, batch_size: int = 1024, tta: bool | str = False) -> np.ndarray:
-        """P(FAKE) for (N, 32, 32, 3) pixels 0..255, averaged over the TTA views when ``tta`` asks."""
-        return predict_tta(self.model, images, batch_size, tta, self.path)
+    def predict(self, images: ImageInput, batch_size: int = 1024, tta: bool | str = False) -> np.ndarray:
+        """P(FAKE) per image, a float32 array of shape (N,).
+
+        ``images``: a file or folder path (folders are searched recursively, in sorted order), a list of
+        paths, a PIL image or a list of them, or a uint8 array (H, W, 3) or (N, H, W, 3) of RGB pixels.
+        Anything not 32x32 is resized to 32x32 exactly as ``cifake predict`` does (Pillow, bicubic,
+        antialiased); files are read with the same caps and EXIF handling. A file that cannot be read is
+        a ``UserError`` naming it. ``tta``: average over the mirror ('flip') or six views ('shift').
+        """
+        from .images import as_batch
+
+        return predict_tta(self.model, as_batch(images), batch_size, tta, self.path)
+
+    @property
+    def card(self) -> dict:
+        """What is known about the model file: the shipped detector's card, an export's card (parity
+        with the Keras model it came from), or a run's final metrics; {} when there is none."""
+        if self.path.resolve() == PRETRAINED.resolve():
+            return model_card()
+        if (exported := export_card(self.path)) is not None:
+            return exported
+        metrics = self.path.parent / "metrics.json"
+        try:
+            data = json.loads(metrics.read_text()) if metrics.is_file() and metrics.stat().st_size < 1 << 20 else {}
+        except (OSError, ValueError, RecursionError):
+            data = {}
+        return data if isinstance(data, dict) else {}
 
     def label(self, p: np.ndarray | float) -> np.ndarray:
-        """'FAKE' where ``p`` >= the threshold, else 'REAL'."""
+        """'FAKE' where ``p`` >= the threshold, else 'REAL' (same shape as ``p``)."""
         return np.where(np.asarray(p) >= self.threshold, "FAKE", "REAL")
+
+    def __repr__(self) -> str:
+        kind = "Keras" if self.is_keras else "LiteRT"
+        return f"Detector({str(self.path)!r}, {kind}, threshold={self.threshold:.4f} ({self.threshold_source}))"
+
+
+ImageInput = Union[str, Path, Sequence[str | Path], "PIL.Image.Image", Sequence["PIL.Image.Image"], np.ndarray]
+
+
+def load_detector(name_or_path: str | Path | None = None, threshold: float | None = None) -> Detector:
+    """The detector to score images with, from Python: ``cifake.load_detector().predict("photo.jpg")``.
+
+    ``name_or_path``: None for the shipped detector as ``cifake predict`` uses it (its int8 LiteRT
+    export, which scores without TensorFlow), ``"pretrained"`` for the shipped Keras file (Grad-CAM,
+    fine-tuning), ``"pretrained-int8"``, ``"robust"``, a ``.keras`` or ``.tflite`` file, or a run
+    directory (its ``best.keras``). ``threshold``: P(FAKE) at or above which ``label`` says FAKE;
+    default: the ``threshold.json`` chosen for that file, else 0.5.
+    """
+    return Detector.load(name_or_path, threshold)

@@ -1,9 +1,9 @@
 """Users' image files: finding them, reading their headers and EXIF, and decoding them to 32x32.
 
 The one way every command reads images it did not make (predict, explain, serve, the Python API):
-headers first (``limits.image_header``), so files over the pixel or size cap are never decoded;
-EXIF-rotated photos decoded upright by Pillow; the rest through the training loader's decoders
-(``data.decode_files``), so a file scores the same wherever it enters.
+headers first (``limits.image_header``), so files over the pixel or size cap are never decoded; then
+Pillow (first frame, EXIF orientation, RGB, antialiased bicubic resize to 32x32), so a file scores the
+same wherever it enters, and scoring with a LiteRT model never loads TensorFlow.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import NamedTuple
 import numpy as np
 
 from . import limits
-from .decode import IMAGE_SIZE, decode_files, pil_decode_why
+from .decode import IMAGE_SIZE, pil_decode_why, pil_to_array
 from .errors import UserError
 from .text import printable, shorten
 
@@ -118,33 +118,31 @@ class Loaded(NamedTuple):
 def load_images(files: list[str]) -> Loaded:
     """The readable images of ``files`` at 32x32, their original sizes, and why the others were skipped.
 
-    Headers first (``limits.image_header``): files over the pixel or size cap are never decoded; photos whose
-    EXIF orientation says "rotated" are decoded upright by Pillow (TensorFlow's decoders ignore
-    EXIF). The rest go through the loader's parallel decoders, with Pillow as the fallback for
-    formats TensorFlow does not read.
+    Headers first (``limits.image_header``): files over the pixel or size cap, and files whose size no
+    header tells, are never decoded. The rest are decoded by Pillow (``decode.pil_to_array``: first
+    frame, EXIF orientation, RGB, antialiased bicubic resize), in threads: Pillow releases the GIL
+    while it decodes. TensorFlow is not involved, so scoring with a LiteRT model never loads it.
     """
-    refused: dict[int, str] = {}
-    upright: list[int] = []
+    from concurrent.futures import ThreadPoolExecutor
+
+    problems: dict[int, str] = {}
     sizes: list[tuple[int, int]] = []
     for i, f in enumerate(files):
         header = limits.image_header(f)
         w, h, orientation = header or (0, 0, 1)
         sizes.append((h, w) if orientation in (5, 6, 7, 8) else (w, h))  # EXIF 5-8 swap the axes
         if why := limits.file_size_problem(f) or (limits.size_problem(*header[:2]) if header else None):
-            refused[i] = why
-        elif orientation != 1:
-            upright.append(i)
-    plain = sorted(set(range(len(files))) - set(refused) - set(upright))
-    images = np.zeros((len(files), IMAGE_SIZE, IMAGE_SIZE, 3), np.uint8)
-    decoded, bad = decode_files([files[i] for i in plain], progress=len(plain) > 5000)
-    images[plain] = decoded
-    problems = dict(refused)
-    for i in [plain[j] for j in bad] + upright:
-        arr, why = pil_decode_why(files[i])
-        if arr is None:
             problems[i] = why
-        else:
-            images[i] = arr
+        elif header is None:
+            problems[i] = "not an image this tool can read"
+    todo = [i for i in range(len(files)) if i not in problems]
+    images = np.zeros((len(files), IMAGE_SIZE, IMAGE_SIZE, 3), np.uint8)
+    with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
+        for i, (arr, why) in zip(todo, pool.map(pil_decode_why, [files[i] for i in todo]), strict=True):
+            if arr is None:
+                problems[i] = why
+            else:
+                images[i] = arr
     keep = [i for i in range(len(files)) if i not in problems]
     return Loaded(
         images[keep],
@@ -152,6 +150,58 @@ def load_images(files: list[str]) -> Loaded:
         [(files[i], problems[i]) for i in sorted(problems)],
         [sizes[i] for i in keep],
     )
+
+
+def as_batch(images) -> np.ndarray:
+    """What ``Detector.predict`` accepts, as (N, 32, 32, 3) uint8: paths (files, folders), PIL images,
+    or uint8 RGB arrays (H, W, 3) / (N, H, W, 3); resized and read exactly as ``load_images`` does."""
+    from PIL import Image
+
+    if isinstance(images, np.ndarray):
+        return _array_batch(images)
+    if isinstance(images, Image.Image):
+        images = [images]
+    if isinstance(images, (str, os.PathLike)):
+        images = [images]
+    try:
+        items = list(images)
+    except TypeError:
+        items = [images]
+    if items and all(isinstance(x, Image.Image) for x in items):
+        out = []
+        for n, im in enumerate(items):
+            arr, why = pil_to_array(im)
+            if arr is None:
+                raise UserError(f"image {n} of {len(items)}: {why}")
+            out.append(arr)
+        return np.stack(out)
+    if not all(isinstance(x, (str, os.PathLike)) for x in items):
+        kinds = sorted({type(x).__name__ for x in items})
+        raise UserError(f"cannot score {', '.join(kinds)}: give paths, PIL images, or a uint8 array (N, H, W, 3)")
+    files = collect([os.fspath(x) for x in items])
+    if not files:
+        raise UserError(f"no image files found in {', '.join(shorten(printable(os.fspath(x)), 80) for x in items)}")
+    loaded = load_images(files)
+    if loaded.unreadable:
+        shown = "; ".join(f"{printable(p)}: {why}" for p, why in loaded.unreadable[:3])
+        raise UserError(f"{len(loaded.unreadable)} of {len(files)} file(s) could not be read ({shorten(shown, 300)})")
+    return loaded.images
+
+
+def _array_batch(arr: np.ndarray) -> np.ndarray:
+    from PIL import Image
+
+    if arr.ndim == 3:
+        arr = arr[None]
+    if arr.ndim != 4 or arr.shape[-1] != 3:
+        raise UserError(f"expected RGB pixels (H, W, 3) or (N, H, W, 3), got an array of shape {arr.shape}")
+    if arr.dtype != np.uint8:
+        if not np.issubdtype(arr.dtype, np.number) or not np.isfinite(arr).all() or arr.min() < 0 or arr.max() > 255:
+            raise UserError(f"expected pixels 0..255 (uint8, or numbers in that range), got {arr.dtype}")
+        arr = np.round(arr).astype(np.uint8)
+    if arr.shape[1:3] == (IMAGE_SIZE, IMAGE_SIZE):
+        return arr
+    return np.stack([pil_to_array(Image.fromarray(a))[0] for a in arr])
 
 
 def resized_note(sizes: list[tuple[int, int]]) -> str | None:

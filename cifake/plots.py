@@ -31,7 +31,8 @@ def training_curves(rows: list[dict[str, float]], path: str | Path, monitor: str
             style = "--" if key == "recall" else "-"
             ax.plot(epochs, [r[key] for r in rows], style, marker=".", color="tab:blue", label=f"train {key}")
             ax.plot(epochs, [r[f"val_{key}"] for r in rows], style, marker=".", color="tab:orange", label=f"val {key}")
-        ax.set_title("precision / recall (FAKE = 1)" if metric == "precision" else metric)
+        titles = {"precision": "precision / recall (FAKE = 1)", "auc": "AUC (Keras' streaming estimate)"}
+        ax.set_title(titles.get(metric, metric))
     panels[4].plot(epochs, [r["lr"] for r in rows], marker=".", color="tab:green")
     panels[4].set_title("learning rate (end of epoch)")
     for ax in panels[:5]:

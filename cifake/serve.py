@@ -29,12 +29,12 @@ SHIPPED = "shipped detector (detector.keras)"
 
 def model_choices(paths: list[str]) -> dict[str, Path]:
     """Display name -> checkpoint: the shipped detector first, then each path given (checked now)."""
-    from .detector import PRETRAINED, load_detector, resolve_checkpoint
+    from .detector import PRETRAINED, load_model_file, resolve_checkpoint
 
     choices = {SHIPPED: PRETRAINED}
     for raw in paths:
         ckpt = resolve_checkpoint(raw)
-        load_detector(ckpt)  # fail at start, not on the first upload
+        load_model_file(ckpt)  # fail at start, not on the first upload
         choices[str(raw)] = ckpt
     return choices
 

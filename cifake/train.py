@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 from .config import Config, config_from_dict, load_config, read_yaml
+from .detector import load_model_file
 from .devices import build_for_replicas, cluster_from_env, setup_devices
 from .errors import UserError
 from .models import describe_macs, float32_copy, macs
@@ -453,10 +454,8 @@ def _fit(cfg: Config, model, strategy, train_split, val_split, initial_epoch: in
 
 def init_from(model, source: str) -> None:
     """Copy the weights of ``source`` (a .keras file or run directory, loaded safely) into ``model``."""
-    from .detector import load_detector
-
     try:
-        src = load_detector(source, keras_only="model.init")
+        src = load_model_file(source, keras_only="model.init")
     except UserError as e:
         raise UserError(f"model.init: {e}") from None
     mine, theirs = model.get_weights(), src.get_weights()
@@ -471,23 +470,35 @@ def init_from(model, source: str) -> None:
 
 
 def finish(run_dir: Path, val_split, cfg: Config, rows: list[dict[str, float]]) -> dict:
-    """Evaluate best.keras on validation, write metrics.json (the 'finished' marker) and curves.png."""
-    keras = import_keras()
+    """Evaluate best.keras on validation, write metrics.json (the 'finished' marker) and curves.png.
 
-    from .pipelines import eval_dataset
+    The figures are computed the way ``cifake evaluate`` computes them (the same scoring path and
+    exact metrics), so metrics.json and ``cifake evaluate RUN --split val`` agree to the last digit;
+    the per-epoch ``auc`` of results.csv is Keras' streaming estimate (200 thresholds), said as such.
+    """
+    from .detector import predict_images
+    from .metrics import binary_report
 
-    best = keras.models.load_model(run_dir / "best.keras")
-    values = best.evaluate(eval_dataset(val_split, 1024), verbose=0, return_dict=True)
+    best = load_model_file(run_dir / "best.keras")
+    p = predict_images(best, val_split.images, 1024, run_dir / "best.keras")
+    r = binary_report(val_split.labels, p, 0.5)
     best_value, _ = best_of(rows, cfg.train.monitor)
-    best_epoch = next(int(r["epoch"]) for r in rows if r[cfg.train.monitor] == best_value)
+    best_epoch = next(int(r_["epoch"]) for r_ in rows if r_[cfg.train.monitor] == best_value)
     metrics = {
         "split": "val",
         "images": len(val_split),
-        **{k: float(v) for k, v in values.items()},
+        "accuracy": r["accuracy"],
+        "loss": r["log_loss"],  # binary cross-entropy, without label smoothing
+        "precision": r["fake"]["precision"],
+        "recall": r["fake"]["recall"],
+        "auc": r["roc_auc"],
+        "auc_kind": "exact ROC AUC, as cifake evaluate computes it (results.csv: Keras' streaming estimate)",
+        "average_precision": r["average_precision"],
+        "ece": r["ece"],
         f"best_{cfg.train.monitor.removeprefix('val_')}": best_value,
         "best_epoch": best_epoch,
         "epochs_run": len(rows),
-        "train_seconds": sum(r["seconds"] for r in rows),
+        "train_seconds": sum(r_["seconds"] for r_ in rows),
         "parameters": best.count_params(),
         "macs": macs(best),
         "threshold": 0.5,
@@ -500,9 +511,6 @@ def finish(run_dir: Path, val_split, cfg: Config, rows: list[dict[str, float]]) 
         print(f"warning: could not draw curves.png ({e})", file=sys.stderr)
     atomic_write_text(run_dir / "metrics.json", json.dumps(metrics, indent=2) + "\n")
     return metrics
-
-
-# --- the subcommand ------------------------------------------------------------------------------
 
 
 def resolve_resume(run_dir: Path, overrides: list[str]) -> tuple[Config, bool]:

@@ -16,7 +16,7 @@ import tempfile
 from datetime import date
 from pathlib import Path
 
-from cifake.detector import PRETRAINED_DIR, load_detector
+from cifake.detector import PRETRAINED_DIR, load_model_file
 from cifake.evaluate import evaluate
 from cifake.rundir import run_config
 from cifake.tfutil import import_keras
@@ -51,7 +51,7 @@ def main() -> None:
     target = PRETRAINED_DIR / f"{args.name}.keras"
     source = args.run_dir / args.checkpoint
     cfg = run_config(source)
-    model = load_detector(source)  # compile=False: no optimizer is carried over
+    model = load_model_file(source)  # compile=False: no optimizer is carried over
     PRETRAINED_DIR.mkdir(exist_ok=True)
     model.save(target)
     keras.models.load_model(target, safe_mode=True)  # the shipped file must load safely

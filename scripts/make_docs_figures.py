@@ -30,12 +30,12 @@ def main() -> None:
 
     from cifake.config import DataConfig
     from cifake.data import load_splits
-    from cifake.detector import PRETRAINED, load_detector
+    from cifake.detector import PRETRAINED, load_model_file
     from cifake.gradcam import find_target_layer, gradcam, overlay
     from cifake.plots import _plt, _save
 
     model_path = args.model or PRETRAINED
-    model = load_detector(model_path)
+    model = load_model_file(model_path)
     val = load_splits(DataConfig(dir=args.data_dir), progress=False)["val"]
     rng = np.random.default_rng(7)
     idx = np.concatenate([rng.choice(np.flatnonzero(val.labels == k), 4, replace=False) for k in (0, 1)])

@@ -166,8 +166,14 @@ def test_a_folder_tree_1500_levels_deep_is_walked(run, tmp_path, capsys):
         leaf = leaf / "d"
         leaf.mkdir()
     Image.fromarray(np.full((32, 32, 3), 90, np.uint8)).save(leaf / "x.png")
-    assert main(["predict", str(deep), "--model", str(run[1])]) == 0
-    assert "1 scored" in capsys.readouterr().err
+    try:
+        assert main(["predict", str(deep), "--model", str(run[1])]) == 0
+        assert "1 scored" in capsys.readouterr().err
+    finally:  # bottom up, without recursion: shutil.rmtree (and pytest's clean-up) would recurse 1,500 deep
+        (leaf / "x.png").unlink()
+        while leaf != tmp_path:
+            leaf.rmdir()
+            leaf = leaf.parent
 
 
 def test_nested_json_in_threshold_file_and_tf_config_is_one_line(run, tmp_path, capsys, monkeypatch):

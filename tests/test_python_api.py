@@ -1,0 +1,115 @@
+"""The Python API: cifake.load_detector().predict(...) on every input kind scores what `cifake predict` scores."""
+
+from __future__ import annotations
+
+import csv
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import cifake
+from cifake.cli import main
+from cifake.errors import UserError
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory) -> Path:
+    """Images of several sizes, formats and modes, as users have them."""
+    root = tmp_path_factory.mktemp("api")
+    rng = np.random.default_rng(7)
+    Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(root / "a.png")
+    Image.fromarray(rng.integers(0, 256, (48, 40, 3), dtype=np.uint8)).save(root / "b.jpg", quality=90)
+    Image.fromarray(rng.integers(0, 256, (32, 32, 4), dtype=np.uint8), "RGBA").save(root / "c.png")
+    Image.fromarray(rng.integers(0, 256, (64, 64), dtype=np.uint8), "L").save(root / "d.bmp")
+    return root
+
+
+def cli_scores(folder: Path, tmp_path: Path) -> dict[str, float]:
+    out = tmp_path / "p.csv"
+    assert main(["predict", str(folder), "--out", str(out)]) == 0
+    with open(out) as f:
+        return {r["path"]: float(r["p_fake"]) for r in csv.DictReader(f)}
+
+
+def test_every_input_kind_scores_what_the_cli_scores(folder, tmp_path):
+    expected = cli_scores(folder, tmp_path)
+    paths = sorted(expected)
+    want = np.array([expected[p] for p in paths])
+    detector = cifake.load_detector()
+    assert detector.path.name == "detector-int8.tflite"  # the same default as `cifake predict`
+    assert np.allclose(detector.predict(folder), want, atol=1e-6)  # a folder, in sorted order
+    assert np.allclose(detector.predict(str(folder)), want, atol=1e-6)
+    assert np.allclose(detector.predict(paths), want, atol=1e-6)  # a list of paths
+    assert np.allclose(detector.predict(paths[1]), want[1:2], atol=1e-6)  # one path
+    pil = [Image.open(p) for p in paths]
+    assert np.allclose(detector.predict(pil), want, atol=1e-6)  # PIL images
+    assert np.allclose(detector.predict(pil[3]), want[3:4], atol=1e-6)
+    rgb = np.asarray(Image.open(paths[1]).convert("RGB"))  # (48, 40, 3): resized like the CLI
+    assert np.allclose(detector.predict(rgb), want[1:2], atol=1e-6)
+    same = np.stack([np.asarray(Image.open(p).convert("RGB")) for p in (paths[0], paths[2])])  # (2, 32, 32, 3)
+    assert np.allclose(detector.predict(same), want[[0, 2]], atol=1e-6)
+    assert np.allclose(detector.predict(same.astype(np.float32)), want[[0, 2]], atol=1e-6)
+    p = detector.predict(folder)
+    assert p.dtype == np.float32 and p.shape == (4,)
+    assert list(detector.label(p)) == ["FAKE" if x >= detector.threshold else "REAL" for x in p]
+
+
+def test_threshold_label_card_and_the_keras_file(folder):
+    detector = cifake.load_detector(threshold=0.9)
+    assert detector.threshold == 0.9 and detector.threshold_source == "given"
+    assert list(cifake.load_detector().label([0.2, 0.5, 0.7])) == ["REAL", "FAKE", "FAKE"]
+    assert cifake.load_detector().card["label_agreement"] >= 0.995  # the int8 export's parity card
+    keras = cifake.load_detector("pretrained")
+    assert keras.is_keras and keras.card  # detector.json: recipe, validation figures
+    int8 = cifake.load_detector().predict(folder)
+    assert np.abs(keras.predict(folder) - int8).max() < 0.1  # the export is checked against this file
+    assert {"load_detector", "Detector"} <= set(cifake.__all__)
+
+
+@pytest.mark.parametrize(
+    ("bad", "said"),
+    [
+        (np.zeros((32, 32)), "expected RGB pixels"),
+        (np.full((1, 32, 32, 3), 300.0), "expected pixels 0..255"),
+        (123, "cannot score int"),
+        ("no/such/file.png", "no such file or folder"),
+    ],
+)
+def test_bad_inputs_are_one_clear_error(bad, said):
+    with pytest.raises(UserError, match=said):
+        cifake.load_detector().predict(bad)
+
+
+def test_a_litert_prediction_never_imports_tensorflow(folder):
+    code = (
+        "import sys, cifake; from cifake.cli import main\n"
+        f"p = cifake.load_detector().predict({str(folder)!r})\n"
+        f"assert main(['predict', {str(folder / 'a.png')!r}]) == 0\n"
+        "print('TF' if 'tensorflow' in sys.modules else 'NO-TF', len(p))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split()[-2:] == ["NO-TF", "4"]
+
+
+def test_one_auc_the_trainers_metrics_equal_evaluates(tmp_path, capsys):
+    """metrics.json at the end of training holds the exact figures `cifake evaluate --split val` prints."""
+    import json
+
+    from .conftest import make_dataset
+
+    repo = Path(__file__).resolve().parents[1]
+    data = make_dataset(tmp_path / "data", per_class=40)
+    argv = ["train", "--config", str(repo / "configs" / "smoke.yaml"), f"data.dir={data}", "data.fraction=1.0"]
+    assert main([*argv, f"train.runs_dir={tmp_path / 'runs'}", "train.batch_size=16", "--name", "r"]) == 0
+    run = tmp_path / "runs" / "r"
+    trained = json.loads((run / "metrics.json").read_text())
+    assert "exact" in trained["auc_kind"]
+    assert main(["evaluate", str(run), "--split", "val", "--no-plots"]) == 0
+    report = json.loads((run / "metrics.json").read_text())["evaluate"]["val"]
+    assert trained["auc"] == report["roc_auc"]
+    assert trained["accuracy"] == report["accuracy"] and trained["loss"] == report["log_loss"]
+    assert f"ROC AUC {trained['auc']:.4f}" in capsys.readouterr().out
