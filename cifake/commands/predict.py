@@ -10,7 +10,7 @@ HELP = "score your own images: P(FAKE) per file"
 DESCRIPTION = (
     "Score image files and folders (searched recursively for any extension Pillow knows). Images\n"
     "are converted to RGB (alpha dropped) and, when not 32x32 already, resized to 32x32 with\n"
-    "antialiased bicubic resampling, exactly as the training loader does. Without --model the\n"
+    "Pillow's antialiased bicubic resampling, as the Python API does. Without --model the\n"
     "detector shipped with cifake is used (see the README's model card). Files are decoded and\n"
     "scored in chunks of 4,096 (memory does not grow with the input), with a progress bar on a terminal.\n"
     "Exit codes: 0 all scored; 3 some files unreadable (listed, skipped); 2 nothing to score."
