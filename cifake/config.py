@@ -35,6 +35,15 @@ class DataConfig:
     val_fraction: float = _f(0.1, "share of train held out for validation (seeded, stratified)", gt=0, max=0.9)
     fraction: float = _f(1.0, "seeded, stratified subset of every split to use (CI: 0.01)", gt=0, max=1)
     split_seed: int = _f(42, "seed of the subset and validation split; independent of train.seed", min=0, max=2**32 - 1)
+    extra_fake: list[str] = _f(
+        [],
+        "folders of more FAKE images (e.g. other generators' samples) added to the training split only, never "
+        "to validation; searched recursively",
+        max_len=64,
+    )
+    extra_real: list[str] = _f(
+        [], "folders of more REAL images added to the training split only, never to validation", max_len=64
+    )
     cache: bool = _f(True, "keep decoded images in <dir>/.cifake-cache so the next run starts at once")
     on_bad_file: str = _f("error", "what to do with a file that does not decode", choices=("error", "skip"))
 
@@ -294,6 +303,12 @@ def _coerce(key: str, value: Any, typ: Any, meta: dict) -> Any:
             raise bad("a string")
         if "\0" in value:
             raise bad("a string without NUL characters")
+    elif typing.get_origin(typ) is list and typing.get_args(typ) == (str,):
+        if not isinstance(value, list) or any(not isinstance(v, str) or not v or "\0" in v for v in value):
+            raise bad("a list of folder paths, e.g. [fakes/gan, fakes/vae]")
+        if len(value) > meta.get("max_len", len(value)):
+            raise bad(f"at most {meta['max_len']} entries")
+        return value
     elif typing.get_origin(typ) is list:
         if not isinstance(value, list) or any(isinstance(v, bool) or not isinstance(v, int) for v in value):
             raise bad("a list of integers, e.g. [32, 64]")

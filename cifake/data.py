@@ -172,6 +172,46 @@ def load_splits(data_cfg, *, progress: bool = True) -> dict[str, Split]:
                 f"{data_cfg.dir}/train, data.val_fraction={data_cfg.val_fraction:g} of those); at least "
                 f"{limits.MIN_IMAGES_PER_CLASS} per class are needed: raise data.fraction or add images"
             )
+    if data_cfg.extra_fake or data_cfg.extra_real:
+        splits["train"] = _with_extra(splits["train"], data_cfg, progress)
     if all((Path(data_cfg.dir) / "test" / name).is_dir() for name in CLASS_NAMES):
         splits["test"] = load_split(data_cfg, "test", progress=progress)
     return splits
+
+
+def image_files(folder: str | Path) -> list[str]:
+    """Sorted image files (by extension) anywhere under ``folder``, walked without recursion."""
+    found, stack = [], [Path(folder)]
+    while stack:
+        for entry in os.scandir(stack.pop()):
+            if entry.is_dir():
+                stack.append(Path(entry.path))
+            elif entry.is_file() and entry.name.lower().endswith(IMAGE_EXTENSIONS):
+                found.append(entry.path)
+    return sorted(found)
+
+
+def _with_extra(train: Split, data_cfg, progress: bool) -> Split:
+    """``train`` plus the images of data.extra_fake (label 1) and data.extra_real (label 0): the training
+    split only, so validation stays the seeded split of data.dir whatever is added."""
+    paths, labels = list(train.paths), [train.labels]
+    images = [train.images]
+    for key, label in (("extra_fake", 1), ("extra_real", 0)):
+        for folder in getattr(data_cfg, key):
+            if not Path(folder).is_dir():
+                raise UserError(f"data.{key}: {folder} is not a folder")
+            files = image_files(folder)
+            if not files:
+                raise UserError(f"data.{key}: no images ({', '.join(IMAGE_EXTENSIONS)}) under {folder}")
+            decoded, bad = load_decoded(files, folder, cache=False, on_bad_file="skip", progress=progress)
+            good = np.setdiff1d(np.arange(len(files)), bad)
+            if len(bad):
+                print(
+                    f"warning: data.{key}: skipped {len(bad)} file(s) under {folder} that do not decode",
+                    file=sys.stderr,
+                )
+            images.append(decoded[good])
+            labels.append(np.full(len(good), label, np.int32))
+            paths += [files[i] for i in good]
+            print(f"data.{key}: {len(good):,} {CLASS_NAMES[label]} training images from {folder}", flush=True)
+    return Split(np.concatenate(images), np.concatenate(labels), paths)

@@ -26,6 +26,7 @@ from .errors import UserError
 from .limits import can_create
 from .metrics import best_threshold, binary_report, per_group_accuracy
 from .rundir import run_config
+from .sources import load_sources, per_source, print_sources, sources_root
 from .text import csv_path
 
 
@@ -57,7 +58,13 @@ def evaluate(
     check_writable_dir(out_dir, "{out}" if out else "the checkpoint's folder (choose another with {out})")
     read_metrics(out_dir / "metrics.json")  # a damaged one is refused before the work, not after
     detector = Detector.load(checkpoint, threshold, stored_threshold=not choose_threshold)
-    split, data, data_cfg = _split_data(checkpoint, split, data_dir)
+    sources = None
+    if data_dir and split in (None, "test") and (root := sources_root(data_dir)) is not None:
+        data, sources = load_sources(root)
+        split, data_cfg = "sources", DataConfig(dir=str(root))
+        print(f"split: sources ({root}: REAL/ against each FAKE/<source>/)")
+    else:
+        split, data, data_cfg = _split_data(checkpoint, split, data_dir)
     if (calibrate or choose_threshold) and split != "val":
         _refuse_fitting_off_val(calibrate)
     p = detector.predict(data.images, batch_size, tta)
@@ -69,6 +76,8 @@ def evaluate(
     report.update(split=split, data_dir=str(data_cfg.dir), checkpoint=str(checkpoint), threshold_source=source, tta=tta)
     subjects = np.array([subject_of(x) for x in data.paths])
     report["per_subject"] = per_group_accuracy(y, p, subjects, SUBJECTS, threshold)
+    if sources is not None:
+        report["per_source"] = per_source(y, p, sources, threshold)
     if calibrate:
         plain = p if tta in (False, "none") else detector.predict(data.images, batch_size, False)
         report["calibration"] = _calibrate(detector, plain, y, out_dir if shipped else None)
@@ -83,6 +92,8 @@ def evaluate(
         report["figures"] = _figures(y, p, data, threshold, eval_dir, report)
     metrics_file = _merge_metrics(out_dir / "metrics.json", split, report)
     print_report(report)
+    if "per_source" in report:
+        print_sources(report["per_source"], int((y == 0).sum()))
     if "robustness" in report:
         print_robustness(report["robustness"])
     print(f"wrote {metrics_file} (evaluate.{split}) and {eval_dir}/")
@@ -143,6 +154,10 @@ def _figures(y, p, data, threshold: float, eval_dir: Path, report: dict) -> list
     from .plots import evaluation_figures, robustness_figure
 
     figures = [str(f) for f in evaluation_figures(y, p, data, threshold, eval_dir)]
+    if "per_source" in report:
+        from .plots import sources_figure
+
+        figures.append(str(sources_figure(report["per_source"], eval_dir / "sources.png")))
     if "robustness" in report:
         figures.append(str(robustness_figure(report["robustness"], eval_dir / "robustness.png")))
     return figures

@@ -217,6 +217,27 @@ def robustness_figure(rob: dict, path: str | Path) -> Path:
     return _save(fig, Path(path))
 
 
+def sources_figure(rows: dict[str, dict], path: str | Path) -> Path:
+    """sources.png: per FAKE source, ROC AUC against all REAL images and FAKE recall, side by side."""
+    import numpy as np
+
+    plt = _plt()
+    names = list(rows)
+    y = np.arange(len(names))
+    fig, ax = plt.subplots(figsize=(7, 1.2 + 0.45 * len(names)), constrained_layout=True)
+    ax.barh(y - 0.2, [rows[n]["roc_auc"] for n in names], height=0.4, label="ROC AUC vs all REAL")
+    ax.barh(y + 0.2, [rows[n]["fake_recall"] for n in names], height=0.4, label="FAKE recall")
+    ax.axvline(0.5, color="grey", ls=":", lw=1)
+    ax.set_yticks(y, names)
+    ax.invert_yaxis()
+    ax.set_xlim(0, 1)
+    ax.set_xlabel("0.5 = chance (AUC)")
+    ax.set_title("per FAKE source")
+    ax.legend(loc="lower right", fontsize=8)
+    ax.grid(alpha=0.3, axis="x")
+    return _save(fig, Path(path))
+
+
 def _save(fig, path: Path) -> Path:
     fig.savefig(path, dpi=100)
     _plt().close(fig)
