@@ -16,10 +16,9 @@ import io
 import os
 import signal
 import sys
-import threading
 import traceback
 
-from . import __version__, commands, limits, text
+from . import __version__, commands, limits, signals, text
 from .errors import UserError
 
 LABELS_NOTE = "Labels: FAKE = 1 is the positive class everywhere (P(FAKE), precision, recall, CSV columns)."
@@ -81,7 +80,6 @@ def _on_sigterm(signum, frame):
     raise Terminated
 
 
-@contextlib.contextmanager
 def _signals():
     """Ctrl-C and SIGTERM stop every command, cleanly, at any stage.
 
@@ -89,17 +87,7 @@ def _signals():
     ignored SIGINT: `cifake train &` in a script would never stop on Ctrl-C or `kill -INT`. SIGTERM
     (`timeout`, `kill`, a scheduler) gets the same clean-up as Ctrl-C. The caller's handlers come back after.
     """
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    saved = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    signal.signal(signal.SIGTERM, _on_sigterm)
-    try:
-        yield
-    finally:
-        for sig, handler in saved.items():
-            signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
+    return signals.handlers({signal.SIGINT: signal.default_int_handler, signal.SIGTERM: _on_sigterm})
 
 
 def _safe_streams() -> None:

@@ -23,6 +23,7 @@ from . import limits
 from .cache import cache_file_for, read_cache, write_cache
 from .decode import decode_files
 from .errors import UserError
+from .images import walk
 
 CLASS_NAMES = ("REAL", "FAKE")  # index = label; FAKE = 1 is the positive class
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp")
@@ -180,15 +181,8 @@ def load_splits(data_cfg, *, progress: bool = True) -> dict[str, Split]:
 
 
 def image_files(folder: str | Path) -> list[str]:
-    """Sorted image files (by extension) anywhere under ``folder``, walked without recursion."""
-    found, stack = [], [Path(folder)]
-    while stack:
-        for entry in os.scandir(stack.pop()):
-            if entry.is_dir():
-                stack.append(Path(entry.path))
-            elif entry.is_file() and entry.name.lower().endswith(IMAGE_EXTENSIONS):
-                found.append(entry.path)
-    return sorted(found)
+    """Sorted image files (by extension) anywhere under ``folder`` (``images.walk``: no recursion, no loops)."""
+    return walk(Path(folder), IMAGE_EXTENSIONS)[0]
 
 
 def _with_extra(train: Split, data_cfg, progress: bool) -> Split:

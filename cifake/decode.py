@@ -1,7 +1,6 @@
-"""Decoding image files to 32x32 RGB uint8: TensorFlow's decoders in parallel, Pillow where they fall short.
-
-Every path into cifake's models goes through here (the dataset loader, ``images.load_images`` for
-users' files), so an image is resized the same way wherever it enters. Bounded by ``limits``.
+"""Decoding image files to 32x32 RGB uint8: TensorFlow's decoders in parallel for the dataset
+(``decode_files``), Pillow for users' files (``pil_to_array``: ``images.load_images`` and the Python
+API) and for what TensorFlow would mishandle (animated GIFs). Bounded by ``limits``.
 """
 
 from __future__ import annotations
@@ -55,7 +54,8 @@ def decode_files(paths: list[str], *, batch: int = 2048, progress: bool = False)
 
 def pil_decode(path: str) -> np.ndarray | None:
     """Pillow: the first frame only, EXIF orientation applied, RGB (alpha dropped, as TensorFlow does),
-    resized like the loader; None if unreadable. Pillow's own pixel cap is ``limits``' (set there)."""
+    resized with Pillow's antialiased bicubic (``pil_to_array``); None if unreadable. Pillow's own pixel
+    cap is ``limits``' (set there)."""
     return pil_decode_why(path)[0]
 
 

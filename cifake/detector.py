@@ -59,12 +59,7 @@ def model_card() -> dict:
 
 def export_card(model_file: Path) -> dict | None:
     """The card ``cifake export`` writes beside an exported model (``NAME.tflite.json``), if readable."""
-    f = model_file.with_name(model_file.name + ".json")
-    try:
-        data = json.loads(f.read_text()) if f.is_file() and f.stat().st_size < 1 << 20 else None
-    except (OSError, ValueError, RecursionError):
-        return None
-    return data if isinstance(data, dict) else None
+    return limits.read_json_object(model_file.with_name(model_file.name + ".json"))
 
 
 def resolve_checkpoint(path: str | Path) -> Path:
@@ -83,6 +78,13 @@ def resolve_checkpoint(path: str | Path) -> Path:
             f"or one of {', '.join(SHIPPED_MODELS)})"
         )
     return path
+
+
+def files_read_with(model: Path) -> set[Path]:
+    """The model file and what cifake reads beside it (its export card, threshold.json), resolved:
+    what no output of a run that scores with it may replace."""
+    model = Path(model).resolve()
+    return {p.resolve() for p in (model, model.with_name(model.name + ".json"), model.with_name(THRESHOLD_FILE))}
 
 
 def check_keras_file(path: Path) -> None:
@@ -303,12 +305,7 @@ class Detector:
             return model_card()
         if (exported := export_card(self.path)) is not None:
             return exported
-        metrics = self.path.parent / "metrics.json"
-        try:
-            data = json.loads(metrics.read_text()) if metrics.is_file() and metrics.stat().st_size < 1 << 20 else {}
-        except (OSError, ValueError, RecursionError):
-            data = {}
-        return data if isinstance(data, dict) else {}
+        return limits.read_json_object(self.path.parent / "metrics.json") or {}
 
     def label(self, p: np.ndarray | float) -> np.ndarray:
         """'FAKE' where ``p`` >= the threshold, else 'REAL' (same shape as ``p``)."""

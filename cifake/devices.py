@@ -18,7 +18,6 @@ that they remove at the end, as TensorFlow's multi-worker guide prescribes.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 from dataclasses import dataclass
@@ -196,7 +195,11 @@ def multi_worker_strategy(tf, cluster: Cluster, timeout_s: float):
     _bound_registration(tf, timeout_s)
     who = f"the other {cluster.tasks - 1} worker(s) of the cluster (chief {cluster.leader})"
     print(f"waiting for {who} to join (at most {timeout_s:g} s) ...", flush=True)
-    with _default_signals():
+    import signal
+
+    from .signals import handlers
+
+    with handlers({signal.SIGINT: signal.SIG_DFL, signal.SIGTERM: signal.SIG_DFL}):
         try:
             return tf.distribute.MultiWorkerMirroredStrategy()
         except tf.errors.OpError as e:
@@ -231,25 +234,6 @@ def _bound_registration(tf, timeout_s: float) -> None:
         coordinated_jobs=jobs,
         cluster_register_timeout_in_ms=int(timeout_s * 1000),
     )
-
-
-@contextlib.contextmanager
-def _default_signals():
-    """SIGINT and SIGTERM with their default action (end the process) for the body, then as before."""
-    import signal
-    import threading
-
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    saved = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
-    for sig in saved:
-        signal.signal(sig, signal.SIG_DFL)
-    try:
-        yield
-    finally:
-        for sig, handler in saved.items():
-            signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
 
 
 def wait_for_port(address: str, timeout_s: float, who: str) -> None:

@@ -58,13 +58,7 @@ def evaluate(
     check_writable_dir(out_dir, "{out}" if out else "the checkpoint's folder (choose another with {out})")
     read_metrics(out_dir / "metrics.json")  # a damaged one is refused before the work, not after
     detector = Detector.load(checkpoint, threshold, stored_threshold=not choose_threshold)
-    sources = None
-    if data_dir and split in (None, "test") and (root := sources_root(data_dir)) is not None:
-        data, sources = load_sources(root)
-        split, data_cfg = "sources", DataConfig(dir=str(root))
-        print(f"split: sources ({root}: REAL/ against each FAKE/<source>/)")
-    else:
-        split, data, data_cfg = _split_data(checkpoint, split, data_dir)
+    split, data, data_cfg, sources = _split_data(checkpoint, split, data_dir)
     if (calibrate or choose_threshold) and split != "val":
         _refuse_fitting_off_val(calibrate)
     p = detector.predict(data.images, batch_size, tta)
@@ -101,7 +95,13 @@ def evaluate(
 
 
 def _split_data(checkpoint: Path, split: str | None, data_dir: str | None):
-    """(split name, its images, the data config): the run's own data.dir and seeded split unless told otherwise."""
+    """(split name, its images, the data config, each image's source or None): the run's own data.dir and
+    seeded split unless told otherwise; a ``data_dir`` holding REAL/ and FAKE/<source>/ is the split
+    'sources', whose images carry the name of their source."""
+    if data_dir and split in (None, "test") and (root := sources_root(data_dir)) is not None:
+        print(f"split: sources ({root}: REAL/ against each FAKE/<source>/)")
+        data, sources = load_sources(root)
+        return "sources", data, DataConfig(dir=str(root)), sources
     cfg = run_config(checkpoint)
     data_cfg = cfg.data if cfg else DataConfig()
     if data_dir:
@@ -118,8 +118,8 @@ def _split_data(checkpoint: Path, split: str | None, data_dir: str | None):
                 f"no {data_cfg.dir}/test/{{{{REAL,FAKE}}}}: use {{split}} val, or download the full dataset",
                 options=("split",),
             )
-        return split, load_split(data_cfg, "test"), data_cfg
-    return split, load_splits(data_cfg)[split], data_cfg
+        return split, load_split(data_cfg, "test"), data_cfg, None
+    return split, load_splits(data_cfg)[split], data_cfg, None
 
 
 def _calibrate(detector: Detector, p: np.ndarray, y: np.ndarray, out_dir: Path | None) -> dict:

@@ -27,11 +27,12 @@ from pathlib import Path
 
 import numpy as np
 
+from . import limits
 from .detector import (
     PARITY_MIN_AGREEMENT,
     PRETRAINED_DIR,
-    THRESHOLD_FILE,
     Detector,
+    files_read_with,
     resolve_checkpoint,
 )
 from .errors import UserError
@@ -318,10 +319,8 @@ def describe_check(check: dict, what: str) -> str:
 
 def check_out(out: Path, checkpoint: Path, fmt: str, force: bool) -> None:
     """Before any work: what ``out`` may be (see ``export``)."""
-    from .limits import can_create
-
     target = out.resolve()
-    readers = {checkpoint.resolve(), card_path(checkpoint).resolve(), (checkpoint.parent / THRESHOLD_FILE).resolve()}
+    readers = files_read_with(checkpoint)
     if target in readers or card_path(out).resolve() in readers:
         raise UserError(
             f"{{out}} {out} is the model being exported or a file it reads; choose another path", options=("out",)
@@ -346,7 +345,7 @@ def check_out(out: Path, checkpoint: Path, fmt: str, force: bool) -> None:
     card = card_path(out)
     if (card.exists() or card.is_symlink()) and not _is_card(card):
         raise UserError(f"{card} exists and is not an export card; nothing was written: move it away", options=())
-    if can_create(out.parent) is None:
+    if limits.can_create(out.parent) is None:
         raise UserError(f"{{out}} {out}: cannot create files in {out.parent}", options=("out",))
 
 
@@ -356,11 +355,8 @@ def is_export(path: Path, fmt: str) -> bool:
 
 
 def _is_card(path: Path) -> bool:
-    try:
-        data = json.loads(path.read_text()) if path.is_file() and path.stat().st_size < 1 << 20 else None
-    except (OSError, ValueError, UnicodeDecodeError, RecursionError):
-        return False
-    return isinstance(data, dict) and "source_sha256" in data
+    card = limits.read_json_object(path)
+    return card is not None and "source_sha256" in card
 
 
 def make_card(tmp_out: Path, out: Path, fmt: str, int8: bool, checkpoint: Path, check: dict, calib_source: str,

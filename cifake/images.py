@@ -69,7 +69,7 @@ def collect(paths: list[str], skipped: list[tuple[str, str]] | None = None) -> l
                 raise UserError(f"{shown} is {why}")
             skipped.append((raw, why))
         elif os.path.isdir(raw):
-            files, odd = _walk(Path(raw), exts)
+            files, odd = walk(Path(raw), exts)
             found.extend(files)
             if skipped is not None:
                 skipped.extend(odd)
@@ -80,8 +80,9 @@ def collect(paths: list[str], skipped: list[tuple[str, str]] | None = None) -> l
     return found
 
 
-def _walk(root: Path, exts: set[str]) -> tuple[list[str], list[tuple[str, str]]]:
-    """(image files, [(odd entry, why)]) under ``root``, without recursion, each real folder visited once."""
+def walk(root: Path, exts: set[str] | tuple[str, ...]) -> tuple[list[str], list[tuple[str, str]]]:
+    """(files with one of ``exts``, [(odd entry, why)]) under ``root``, in sorted order, without recursion;
+    each real folder is visited once, so a symbolic link that loops back ends the walk instead of running it forever."""
     files: list[Path] = []
     odd: list[tuple[str, str]] = []
     seen: set[tuple[int, int]] = set()

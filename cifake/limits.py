@@ -240,3 +240,16 @@ def check_free_space(folder: Path, needed: int, what: str) -> None:
         raise UserError(
             f"{what} needs {needed / 2**20:,.0f} MiB but {folder} has {free / 2**20:,.0f} MiB free: free some space"
         )
+
+
+def read_json_object(path: Path, max_bytes: int = 1 << 20) -> dict | None:
+    """The JSON object in ``path``; None when it is absent, over ``max_bytes``, unreadable, nested past
+    Python's recursion limit, or not an object. For the small side files cifake reads (model cards,
+    metrics): a damaged one is treated as missing."""
+    import json
+
+    try:
+        data = json.loads(path.read_text()) if path.is_file() and path.stat().st_size < max_bytes else None
+    except (OSError, ValueError, UnicodeDecodeError, RecursionError):
+        return None
+    return data if isinstance(data, dict) else None

@@ -345,6 +345,18 @@ def describe_macs(n: int) -> str:
     return f"{n / 1e6:.2f}M multiply-accumulates per image"
 
 
+def describe(model) -> str:
+    """``656,377 parameters, 23.96M multiply-accumulates per image``."""
+    return f"{model.count_params():,} parameters, {describe_macs(macs(model))}"
+
+
+def print_summary(cfg: ModelConfig, file=None) -> None:
+    """Build ``cfg`` and print its layers, then its parameters and MACs (``file``: stdout when None)."""
+    model = build_model(cfg)
+    print(summary_text(model), file=file)
+    print(describe(model), file=file)
+
+
 def summary_text(model) -> str:
     """``model.summary()`` as a string (layer names, output shapes, parameters)."""
     buf = io.StringIO()

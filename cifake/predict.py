@@ -69,18 +69,13 @@ class Table:
             print(f"{printable(path):<{self.width}}  {p:>8.4f}  {label:<5}  {f'{w}x{h}' if w else '?':>9}")
 
 
-def remove_stale_partials(out: Path) -> list[Path]:
-    """Remove ``.OUT.PID.partial`` files beside ``out`` whose process is gone (a predict killed with -9)."""
-    return remove_dead(out, "partial")
-
-
 class CsvSink:
     """CSV rows written as they arrive into a hidden temporary file, renamed to ``out`` only when complete."""
 
     def __init__(self, out: Path):
         self.out = out
         out.parent.mkdir(parents=True, exist_ok=True)
-        remove_stale_partials(out)
+        remove_dead(out, "partial")  # left by a predict killed with SIGKILL
         self.tmp = temp_name(out, "partial")
         self.file = open(self.tmp, "w", newline="")  # noqa: SIM115 - closed in finish/abort
         self.writer = csv.writer(self.file)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .data import Split, image_files, load_decoded
+from .data import IMAGE_EXTENSIONS, Split, image_files, load_decoded
 from .errors import UserError
 from .metrics import roc_auc
 
@@ -33,9 +33,9 @@ def load_sources(root: Path, progress: bool = True) -> tuple[Split, np.ndarray]:
     """(every REAL and FAKE image under ``root`` as one Split, the source of each: 'REAL' or a FAKE subfolder)."""
     groups = [("REAL", 0, image_files(root / "REAL"))]
     fake = root / "FAKE"
-    loose = sorted(str(p) for p in fake.iterdir() if p.is_file())
+    loose = sorted(str(p) for p in fake.iterdir() if p.is_file() and p.name.lower().endswith(IMAGE_EXTENSIONS))
     if loose:
-        groups.append((LOOSE, 1, [p for p in image_files(fake) if Path(p).parent == fake]))
+        groups.append((LOOSE, 1, loose))
     for sub in sorted(p for p in fake.iterdir() if p.is_dir()):
         groups.append((sub.name, 1, image_files(sub)))
     paths = [p for _, _, files in groups for p in files]

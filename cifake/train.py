@@ -23,7 +23,7 @@ from .config import Config, config_from_dict, load_config, read_yaml
 from .detector import load_model_file
 from .devices import build_for_replicas, cluster_from_env, setup_devices
 from .errors import UserError
-from .models import describe_macs, float32_copy, macs
+from .models import describe, float32_copy, macs
 from .progress import duration, progress_callback
 from .rundir import (
     COLUMNS,
@@ -289,7 +289,7 @@ def _train(cfg: Config, run_dir, resume: bool, config_changed: bool, cluster, sc
     )
     if initial_epoch:
         print(f"resuming after epoch {initial_epoch}", flush=True)
-    print(f"model: {model.name}, {model.count_params():,} parameters, {describe_macs(macs(model))}", flush=True)
+    print(f"model: {model.name}, {describe(model)}", flush=True)
 
     if strategy.num_replicas_in_sync > 1:
         build_for_replicas(model, strategy)

@@ -11,7 +11,7 @@ import pytest
 
 from cifake import limits, text
 from cifake.cli import main
-from cifake.predict import remove_stale_partials
+from cifake.leftovers import remove_dead
 
 
 def test_stale_partials_of_dead_processes_are_removed(tmp_path):
@@ -22,7 +22,7 @@ def test_stale_partials_of_dead_processes_are_removed(tmp_path):
     other = tmp_path / ".q.csv.1.partial"
     for f in (stale, live, other):
         f.write_text("path,p_fake\n")
-    assert remove_stale_partials(out) == [stale]
+    assert remove_dead(out, "partial") == [stale]
     assert not stale.exists() and live.exists() and other.exists()
 
 

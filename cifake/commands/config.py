@@ -47,9 +47,7 @@ def run(args) -> int:
     check_model_config(cfg.model)
     print(cfg.to_yaml(), end="")
     if args.summary:  # stdout stays YAML that loads back: the model goes to stderr
-        from ..models import build_model, describe_macs, macs, summary_text
+        from ..models import print_summary
 
-        model = build_model(cfg.model)
-        print(summary_text(model), file=sys.stderr)
-        print(f"{model.count_params():,} parameters, {describe_macs(macs(model))}", file=sys.stderr)
+        print_summary(cfg.model, file=sys.stderr)
     return 0

@@ -69,15 +69,13 @@ def check_out_file(out: Path) -> None:
 
 def check_out_is_not_an_input(out: Path, files: list[str], model: Path) -> None:
     """The CSV may not replace an image being scored, the model, or a file beside the model it reads."""
+    from ..detector import files_read_with
     from ..errors import UserError
 
     target = out.resolve()
-    inputs = {Path(f).resolve() for f in files}
-    model = model.resolve()
-    readers = {model, model.with_name(model.name + ".json"), model.with_name("threshold.json")}
-    if target in inputs:
+    if target in {Path(f).resolve() for f in files}:
         raise UserError(f"--out {out} is one of the images being scored; choose another file name")
-    if target in readers:
+    if target in files_read_with(model):
         raise UserError(f"--out {out} is the model or a file it reads ({model.name}); choose another file name")
 
 

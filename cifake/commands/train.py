@@ -50,11 +50,9 @@ def run(args) -> int:
         cfg.train.name = check_run_name(args.name, "--name")
     check_model_config(cfg.model)  # before the data is loaded: a bad shape fails in a second
     if args.summary:
-        from ..models import build_model, describe_macs, macs, summary_text
+        from ..models import print_summary
 
-        model = build_model(cfg.model)
-        print(summary_text(model))
-        print(f"{model.count_params():,} parameters, {describe_macs(macs(model))}")
+        print_summary(cfg.model)
         return 0
     train(cfg)
     return 0
