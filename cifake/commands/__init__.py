@@ -22,6 +22,7 @@ NAMES: tuple[str, ...] = (
     "export",
     "explain",
     "serve",
+    "fakes",
     "eda",
     "runs",
     "cache",

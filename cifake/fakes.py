@@ -1,0 +1,379 @@
+"""Fakes of generators other than Stable Diffusion 1.4, made here from the REAL training images.
+
+A detector learns the artefacts of the fakes it is shown: CIFAKE's SD 1.4 fakes are sharper than
+its CIFAR-10 photos, and a detector trained on them alone calls softer generators' images REAL.
+``cifake fakes`` trains small generative models of several families on the REAL images of the
+training split (never on validation) and writes their output as JPEGs encoded with the quantisation
+tables and chroma subsampling of a CIFAKE file, so that the file format is not the signal:
+
+- ``autoencoder``: reconstructions of real images by a conv autoencoder (hard fakes: same content).
+- ``vae``: samples of a convolutional VAE (soft, the blur of a likelihood model).
+- ``dcgan``: samples of a DCGAN (transposed-convolution upsampling, GAN artefacts).
+- ``diffusion``: real images noised to sigma 0.35 and denoised back in a few Euler steps by a small
+  denoising network trained at all noise levels (an SDEdit-style reconstruction: DRCT's hard fakes
+  with a diffusion model).
+
+Layout written under ``OUT``::
+
+    OUT/train/FAKE/<generator>/   fakes for data.extra_fake (made from / beside training-split images)
+    OUT/val/REAL/                 copies of validation-split REAL files
+    OUT/val/FAKE/<generator>/     fakes for evaluation (reconstructions of those validation images,
+                                  or fresh samples drawn with another seed)
+    OUT/fakes.json                what was made, with which settings, and how long it took
+
+``cifake evaluate RUN --data-dir OUT/val`` then reports each generator's recall and AUC; training
+with all generators but one and evaluating on that one is the leave-one-generator-out measurement.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .errors import UserError
+from .progress import duration, say
+
+DIFFUSION_SIGMAS = (0.35, 0.25, 0.17, 0.1, 0.05)  # the reconstruction's noise levels, in [0, 1] pixel units
+
+
+@dataclass(frozen=True)
+class Family:
+    """One generator family: how it is fitted, and whether its fakes reconstruct given images."""
+
+    fit: Callable  # fit(real_float01, epochs, seed) -> make; make(n, rng, source_float01 | None) -> float01
+    epochs: int
+    reconstructs: bool
+    about: str
+
+
+def _keras():
+    from .tfutil import import_keras, import_tf
+
+    return import_tf(), import_keras()
+
+
+def _batches(n: int, batch: int, rng: np.random.Generator):
+    order = rng.permutation(n)
+    for i in range(0, n - batch + 1 if n >= batch else 1, batch):
+        yield order[i : i + batch]
+
+
+def _predict(fn, x: np.ndarray, batch: int = 500) -> np.ndarray:
+    return np.concatenate([np.asarray(fn(x[i : i + batch])) for i in range(0, len(x), batch)])
+
+
+def _fit_autoencoder(real: np.ndarray, epochs: int, seed: int):
+    _, keras = _keras()
+    L = keras.layers
+    keras.utils.set_random_seed(seed)
+    model = keras.Sequential(
+        [
+            keras.Input((32, 32, 3)),
+            L.Conv2D(64, 4, strides=2, padding="same", activation="relu"),
+            L.Conv2D(128, 4, strides=2, padding="same", activation="relu"),
+            L.Conv2DTranspose(64, 4, strides=2, padding="same", activation="relu"),
+            L.Conv2DTranspose(3, 4, strides=2, padding="same", activation="sigmoid"),
+        ]
+    )
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="mse")
+    model.fit(real, real, batch_size=128, epochs=epochs, verbose=0, shuffle=True)
+
+    def make(n, rng, source):
+        return _predict(lambda b: model(b, training=False), source)
+
+    return make
+
+
+def _fit_vae(real: np.ndarray, epochs: int, seed: int, latent: int = 128):
+    tf, keras = _keras()
+    L = keras.layers
+    keras.utils.set_random_seed(seed)
+    encoder = keras.Sequential(
+        [
+            keras.Input((32, 32, 3)),
+            L.Conv2D(64, 4, strides=2, padding="same", activation="relu"),
+            L.Conv2D(128, 4, strides=2, padding="same", activation="relu"),
+            L.Conv2D(256, 4, strides=2, padding="same", activation="relu"),
+            L.Flatten(),
+            L.Dense(2 * latent),
+        ]
+    )
+    decoder = keras.Sequential(
+        [
+            keras.Input((latent,)),
+            L.Dense(4 * 4 * 256, activation="relu"),
+            L.Reshape((4, 4, 256)),
+            L.Conv2DTranspose(128, 4, strides=2, padding="same", activation="relu"),
+            L.Conv2DTranspose(64, 4, strides=2, padding="same", activation="relu"),
+            L.Conv2DTranspose(3, 4, strides=2, padding="same", activation="sigmoid"),
+        ]
+    )
+    opt = keras.optimizers.Adam(1e-3)
+    weights = encoder.trainable_variables + decoder.trainable_variables
+    beta = 0.5  # < 1 trades prior fit for sharper samples; a per-pixel sum of squares as the likelihood
+
+    @tf.function
+    def step(x):
+        with tf.GradientTape() as tape:
+            mu, logvar = tf.split(encoder(x, training=True), 2, axis=-1)
+            z = mu + tf.exp(0.5 * logvar) * tf.random.normal(tf.shape(mu))
+            recon = tf.reduce_sum(tf.square(decoder(z, training=True) - x), axis=[1, 2, 3])
+            kl = -0.5 * tf.reduce_sum(1 + logvar - tf.square(mu) - tf.exp(logvar), axis=-1)
+            loss = tf.reduce_mean(recon / 0.05 + beta * kl)
+        opt.apply_gradients(zip(tape.gradient(loss, weights), weights, strict=True))
+        return loss
+
+    rng = np.random.default_rng(seed)
+    for _ in range(epochs):
+        for idx in _batches(len(real), 128, rng):
+            step(tf.constant(real[idx]))
+
+    def make(n, rng, source):
+        z = rng.standard_normal((n, latent)).astype(np.float32)
+        return _predict(lambda b: decoder(b, training=False), z)
+
+    return make
+
+
+def _fit_dcgan(real: np.ndarray, epochs: int, seed: int, latent: int = 100):
+    tf, keras = _keras()
+    L = keras.layers
+    keras.utils.set_random_seed(seed)
+    gen = keras.Sequential(
+        [
+            keras.Input((latent,)),
+            L.Dense(4 * 4 * 256, use_bias=False),
+            L.BatchNormalization(),
+            L.ReLU(),
+            L.Reshape((4, 4, 256)),
+            L.Conv2DTranspose(128, 4, strides=2, padding="same", use_bias=False),
+            L.BatchNormalization(),
+            L.ReLU(),
+            L.Conv2DTranspose(64, 4, strides=2, padding="same", use_bias=False),
+            L.BatchNormalization(),
+            L.ReLU(),
+            L.Conv2DTranspose(3, 4, strides=2, padding="same", activation="tanh"),
+        ]
+    )
+    disc = keras.Sequential(
+        [
+            keras.Input((32, 32, 3)),
+            L.Conv2D(64, 4, strides=2, padding="same"),
+            L.LeakyReLU(0.2),
+            L.Conv2D(128, 4, strides=2, padding="same", use_bias=False),
+            L.BatchNormalization(),
+            L.LeakyReLU(0.2),
+            L.Conv2D(256, 4, strides=2, padding="same", use_bias=False),
+            L.BatchNormalization(),
+            L.LeakyReLU(0.2),
+            L.Flatten(),
+            L.Dense(1),
+        ]
+    )
+    g_opt = keras.optimizers.Adam(2e-4, beta_1=0.5)
+    d_opt = keras.optimizers.Adam(2e-4, beta_1=0.5)
+    bce = keras.losses.BinaryCrossentropy(from_logits=True)
+
+    @tf.function
+    def step(x):
+        x = x * 2.0 - 1.0
+        z = tf.random.normal((tf.shape(x)[0], latent))
+        with tf.GradientTape() as dt, tf.GradientTape() as gt:
+            fake = gen(z, training=True)
+            d_real, d_fake = disc(x, training=True), disc(fake, training=True)
+            d_loss = bce(tf.ones_like(d_real) * 0.9, d_real) + bce(tf.zeros_like(d_fake), d_fake)
+            g_loss = bce(tf.ones_like(d_fake), d_fake)
+        d_opt.apply_gradients(zip(dt.gradient(d_loss, disc.trainable_variables), disc.trainable_variables, strict=True))
+        g_opt.apply_gradients(zip(gt.gradient(g_loss, gen.trainable_variables), gen.trainable_variables, strict=True))
+        return d_loss, g_loss
+
+    rng = np.random.default_rng(seed)
+    for _ in range(epochs):
+        for idx in _batches(len(real), 128, rng):
+            step(tf.constant(real[idx]))
+
+    def make(n, rng, source):
+        z = rng.standard_normal((n, latent)).astype(np.float32)
+        return _predict(lambda b: gen(b, training=False), z) * 0.5 + 0.5
+
+    return make
+
+
+def _fit_diffusion(real: np.ndarray, epochs: int, seed: int):
+    tf, keras = _keras()
+    L = keras.layers
+    keras.utils.set_random_seed(seed)
+
+    def block(x, f):
+        x = L.Conv2D(f, 3, padding="same", activation="swish")(x)
+        return L.Conv2D(f, 3, padding="same", activation="swish")(x)
+
+    inp = keras.Input((32, 32, 4))  # the noisy image and its noise level as a fourth channel
+    a = block(inp, 32)
+    b = block(L.AveragePooling2D(2)(a), 64)
+    c = block(L.AveragePooling2D(2)(b), 128)
+    u = block(L.Concatenate()([L.UpSampling2D(interpolation="bilinear")(c), b]), 64)
+    u = block(L.Concatenate()([L.UpSampling2D(interpolation="bilinear")(u), a]), 32)
+    out = L.Conv2D(3, 1)(u)
+    net = keras.Model(inp, out)
+    opt = keras.optimizers.Adam(1e-3)
+
+    def denoise(x, sigma, training):
+        s = tf.broadcast_to(tf.reshape(sigma, (-1, 1, 1, 1)), tf.concat([tf.shape(x)[:3], [1]], 0))
+        return x - sigma[:, None, None, None] * net(tf.concat([x, s], -1), training=training)  # predicts the noise
+
+    @tf.function
+    def step(x):
+        sigma = tf.exp(tf.random.uniform((tf.shape(x)[0],), np.log(0.01), np.log(0.6)))
+        noisy = x + sigma[:, None, None, None] * tf.random.normal(tf.shape(x))
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_mean(tf.square(denoise(noisy, sigma, True) - x) / tf.square(sigma)[:, None, None, None])
+        opt.apply_gradients(zip(tape.gradient(loss, net.trainable_variables), net.trainable_variables, strict=True))
+        return loss
+
+    rng = np.random.default_rng(seed)
+    for _ in range(epochs):
+        for idx in _batches(len(real), 128, rng):
+            step(tf.constant(real[idx]))
+
+    def make(n, rng, source):
+        def reconstruct(x):
+            x = tf.constant(x)
+            noisy = x + DIFFUSION_SIGMAS[0] * tf.constant(rng.standard_normal(x.shape).astype(np.float32))
+            for s, s_next in zip(DIFFUSION_SIGMAS, (*DIFFUSION_SIGMAS[1:], 0.0), strict=True):
+                sig = tf.fill((x.shape[0],), s)
+                x0 = denoise(noisy, sig, False)
+                noisy = x0 + (s_next / s) * (noisy - x0)  # an Euler step of the probability-flow ODE
+            return x0
+
+        return _predict(reconstruct, source)
+
+    return make
+
+
+FAMILIES: dict[str, Family] = {
+    "autoencoder": Family(_fit_autoencoder, 4, True, "reconstructions by a conv autoencoder"),
+    "vae": Family(_fit_vae, 10, False, "samples of a convolutional VAE"),
+    "dcgan": Family(_fit_dcgan, 12, False, "samples of a DCGAN"),
+    "diffusion": Family(_fit_diffusion, 5, True, "SDEdit-style reconstructions by a small denoising diffusion model"),
+}
+
+
+def jpeg_settings(data_dir: str | Path) -> tuple[dict, int, str]:
+    """(quantisation tables, chroma subsampling, the file they came from) of the first CIFAKE JPEG found."""
+    from PIL import Image, JpegImagePlugin
+
+    for cls in ("REAL", "FAKE"):
+        folder = Path(data_dir) / "train" / cls
+        for f in sorted(folder.iterdir()) if folder.is_dir() else ():
+            if f.suffix.lower() in (".jpg", ".jpeg"):
+                with Image.open(f) as im:
+                    if im.format == "JPEG":
+                        return dict(im.quantization), JpegImagePlugin.get_sampling(im), str(f)
+    raise UserError(f"no JPEG under {data_dir}/train/{{REAL,FAKE}} to read the quantisation tables from")
+
+
+def write_jpegs(images: np.ndarray, folder: Path, prefix: str, qtables: dict, subsampling: int) -> None:
+    """Write uint8 images as ``prefix_00000.jpg`` ... with the given tables (the format of CIFAKE's files)."""
+    from PIL import Image
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for i, im in enumerate(images):
+        Image.fromarray(im).save(folder / f"{prefix}_{i:05d}.jpg", "JPEG", qtables=qtables, subsampling=subsampling)
+
+
+def to_uint8(x: np.ndarray) -> np.ndarray:
+    return np.clip(np.rint(np.asarray(x, np.float32) * 255.0), 0, 255).astype(np.uint8)
+
+
+def _prepare(out: Path, names: list[str], force: bool) -> None:
+    targets = [out / part / "FAKE" / name for part in ("train", "val") for name in names]
+    taken = [t for t in targets if t.is_dir() and any(t.iterdir())]
+    if taken and not force:
+        raise UserError(f"{taken[0]} already holds images (add --force to replace what this run makes)")
+    for t in [*taken, out / "val" / "REAL"]:  # the REAL copies are remade every run (same seed, same files)
+        if t.is_dir():
+            shutil.rmtree(t)
+
+
+def make_fakes(
+    data_cfg,
+    out: str | Path,
+    *,
+    generators: list[str],
+    train_images: int,
+    eval_images: int,
+    fit_images: int,
+    epochs: int | None = None,
+    seed: int = 0,
+    force: bool = False,
+    progress: bool = True,
+) -> dict:
+    """Fit each generator on the REAL training-split images and write its fakes (module docstring)."""
+    from .data import load_splits
+
+    unknown = [g for g in generators if g not in FAMILIES]
+    if unknown:
+        raise UserError(f"unknown generator {unknown[0]!r}; choose from {', '.join(FAMILIES)}")
+    out = Path(out)
+    _prepare(out, generators, force)
+    qtables, subsampling, table_file = jpeg_settings(data_cfg.dir)
+    splits = load_splits(data_cfg, progress=progress)
+    real_train = splits["train"].take(np.flatnonzero(splits["train"].labels == 0))
+    real_val = splits["val"].take(np.flatnonzero(splits["val"].labels == 0))
+    rng = np.random.default_rng(seed)
+    fit_idx = np.sort(rng.choice(len(real_train), min(fit_images, len(real_train)), replace=False))
+    fit_x = real_train.images[fit_idx].astype(np.float32) / 255.0
+    val_idx = np.sort(rng.choice(len(real_val), min(eval_images, len(real_val)), replace=False))
+    (out / "val" / "REAL").mkdir(parents=True, exist_ok=True)
+    for i in val_idx:
+        shutil.copy2(real_val.paths[i], out / "val" / "REAL" / Path(real_val.paths[i]).name)
+    record = {
+        "data_dir": str(data_cfg.dir),
+        "split_seed": data_cfg.split_seed,
+        "val_fraction": data_cfg.val_fraction,
+        "seed": seed,
+        "jpeg_tables_from": table_file,
+        "subsampling": subsampling,
+        "fit_images": len(fit_idx),
+        "val_real": len(val_idx),
+        "generators": {},
+    }
+    for name in generators:
+        fam = FAMILIES[name]
+        n_epochs = epochs or fam.epochs
+        t0 = time.perf_counter()
+        say(f"fakes: fitting {name} ({fam.about}) on {len(fit_idx):,} REAL training images, {n_epochs} epoch(s)")
+        make = fam.fit(fit_x, n_epochs, seed + 1000 * (list(FAMILIES).index(name) + 1))
+        fit_s = time.perf_counter() - t0
+        gen_rng = np.random.default_rng([seed, list(FAMILIES).index(name)])
+        for part, n, pool in (("train", train_images, real_train), ("val", eval_images, real_val)):
+            source = None
+            if fam.reconstructs:
+                # training fakes rebuild training images; evaluation fakes rebuild the copied validation REALs
+                idx = val_idx if part == "val" else np.sort(gen_rng.choice(len(pool), min(n, len(pool)), replace=False))
+                source = pool.images[idx].astype(np.float32) / 255.0
+                n = len(idx)
+            images = to_uint8(make(n, gen_rng, source))
+            write_jpegs(images, out / part / "FAKE" / name, name, qtables, subsampling)
+        took = time.perf_counter() - t0
+        record["generators"][name] = {
+            "about": fam.about,
+            "epochs": n_epochs,
+            "train_images": train_images if not fam.reconstructs else min(train_images, len(real_train)),
+            "eval_images": len(val_idx) if fam.reconstructs else eval_images,
+            "fit_seconds": round(fit_s, 1),
+            "seconds": round(took, 1),
+        }
+        say(f"fakes: {name} done in {duration(took)} -> {out / 'train' / 'FAKE' / name}, {out / 'val' / 'FAKE' / name}")
+    manifest = out / "fakes.json"
+    old = json.loads(manifest.read_text()) if manifest.is_file() else {}
+    record["generators"] = {**old.get("generators", {}), **record["generators"]}
+    manifest.write_text(json.dumps(record, indent=2) + "\n")
+    return record
