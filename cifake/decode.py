@@ -75,20 +75,22 @@ def pil_decode_why(path: str) -> tuple[np.ndarray | None, str]:
         return None, "not an image this tool can read"
 
 
-def pil_to_array(im) -> tuple[np.ndarray | None, str]:
+def pil_to_array(im, orientation: int | None = None) -> tuple[np.ndarray | None, str]:
     """An open Pillow image as 32x32 RGB uint8: first frame, EXIF orientation applied, alpha dropped,
     16-bit grey scaled to 8 bits, other sizes resized with Pillow's antialiased bicubic; (None, why) for
-    images whose samples have no fixed range (32-bit float or integer)."""
+    images whose samples have no fixed range (32-bit float or integer). ``orientation`` 1 (read from
+    the header already) skips parsing the EXIF block again."""
     from PIL import Image, ImageOps
 
     im.seek(0)
-    im = ImageOps.exif_transpose(im)
+    if orientation != 1:
+        im = ImageOps.exif_transpose(im)
     if im.mode in AMBIGUOUS_MODES:
         return None, f"a {AMBIGUOUS_MODES[im.mode]} image (mode {im.mode}): cifake reads 8- and 16-bit images"
     if im.mode.startswith("I;16"):  # 16-bit grey: keep the top 8 bits of each sample
         grey = (np.asarray(im, dtype=np.uint16) >> 8).astype(np.uint8)
         im = Image.fromarray(np.repeat(grey[..., None], 3, axis=-1))
-    rgb = im.convert("RGB")
+    rgb = im if im.mode == "RGB" else im.convert("RGB")
     if rgb.size != (IMAGE_SIZE, IMAGE_SIZE):
         rgb = rgb.resize((IMAGE_SIZE, IMAGE_SIZE), Image.Resampling.BICUBIC)
     return np.asarray(rgb, dtype=np.uint8), ""

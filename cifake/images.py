@@ -15,7 +15,7 @@ from typing import NamedTuple
 import numpy as np
 
 from . import limits
-from .decode import IMAGE_SIZE, pil_decode_why, pil_to_array
+from .decode import IMAGE_SIZE, pil_to_array
 from .errors import UserError
 from .text import printable, shorten
 
@@ -116,41 +116,54 @@ class Loaded(NamedTuple):
     sizes: list[tuple[int, int]]  # (width, height) of each readable file as stored (upright), (0, 0) if unknown
 
 
+def read_image(path: str) -> tuple[np.ndarray | None, str, tuple[int, int]]:
+    """One file as (32x32 RGB uint8 or None, why not, (width, height) as stored, upright).
+
+    The file's byte size is checked first, then its header (``limits.open_header``: the file is
+    opened once, no pixels read); only a file within the caps is decoded, from that same open
+    (``decode.pil_to_array``). A file whose size no header tells is never decoded.
+    """
+    if why := limits.file_size_problem(path):
+        return None, why, (0, 0)
+    im, header = limits.open_header(path)
+    if im is None:
+        why = limits.size_problem(*header[:2]) if header else None
+        return None, why or "not an image this tool can read", (0, 0)
+    w, h, orientation = header
+    size = (h, w) if orientation in (5, 6, 7, 8) else (w, h)  # EXIF 5-8 swap the axes
+    with im:
+        if why := limits.size_problem(w, h):
+            return None, why, size
+        try:
+            arr, why = pil_to_array(im, orientation)
+        except Exception:  # noqa: BLE001 - any failure while decoding means unreadable
+            return None, "not an image this tool can read", size
+    return arr, why, size
+
+
 def load_images(files: list[str]) -> Loaded:
     """The readable images of ``files`` at 32x32, their original sizes, and why the others were skipped.
 
-    Headers first (``limits.image_header``): files over the pixel or size cap, and files whose size no
-    header tells, are never decoded. The rest are decoded by Pillow (``decode.pil_to_array``: first
-    frame, EXIF orientation, RGB, antialiased bicubic resize), in threads: Pillow releases the GIL
-    while it decodes. TensorFlow is not involved, so scoring with a LiteRT model never loads it.
+    Each file is read by ``read_image`` (caps from its header before any pixel is decoded; Pillow:
+    first frame, EXIF orientation, RGB, antialiased bicubic resize), in threads: Pillow releases
+    the GIL while it decodes. TensorFlow is not involved, so scoring with a LiteRT model never loads it.
     """
     from concurrent.futures import ThreadPoolExecutor
 
-    problems: dict[int, str] = {}
-    sizes: list[tuple[int, int]] = []
-    for i, f in enumerate(files):
-        header = limits.image_header(f)
-        w, h, orientation = header or (0, 0, 1)
-        sizes.append((h, w) if orientation in (5, 6, 7, 8) else (w, h))  # EXIF 5-8 swap the axes
-        if why := limits.file_size_problem(f) or (limits.size_problem(*header[:2]) if header else None):
-            problems[i] = why
-        elif header is None:
-            problems[i] = "not an image this tool can read"
-    todo = [i for i in range(len(files)) if i not in problems]
     images = np.zeros((len(files), IMAGE_SIZE, IMAGE_SIZE, 3), np.uint8)
-    with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
-        for i, (arr, why) in zip(todo, pool.map(pil_decode_why, [files[i] for i in todo]), strict=True):
+    keep: list[int] = []
+    sizes: list[tuple[int, int]] = []
+    unreadable: list[tuple[str, str]] = []
+    workers = min(4, os.cpu_count() or 1)
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        for i, (arr, why, size) in enumerate(pool.map(read_image, files)):
             if arr is None:
-                problems[i] = why
+                unreadable.append((files[i], why))
             else:
                 images[i] = arr
-    keep = [i for i in range(len(files)) if i not in problems]
-    return Loaded(
-        images[keep],
-        [files[i] for i in keep],
-        [(files[i], problems[i]) for i in sorted(problems)],
-        [sizes[i] for i in keep],
-    )
+                keep.append(i)
+                sizes.append(size)
+    return Loaded(images[keep], [files[i] for i in keep], unreadable, sizes)
 
 
 def as_batch(images) -> np.ndarray:

@@ -67,29 +67,44 @@ _header_lock = threading.Lock()
 EXIF_ORIENTATION = 0x0112
 
 
-def image_header(path: str | bytes | os.PathLike) -> tuple[int, int, int] | None:
-    """(width, height, EXIF orientation 1-8) from the header alone (Pillow reads no pixels). Where
-    Pillow cannot identify the file, the size comes from the format's header bytes
-    (``raw_dimensions``); None when neither can tell, and then no decoder may touch the file
-    (``image_size_problem`` refuses it).
+def open_header(path: str | bytes | os.PathLike):
+    """(the Pillow image, opened lazily: no pixels read yet, (width, height, EXIF orientation 1-8)), or
+    (None, (width, height, 1) from the format's header bytes (``raw_dimensions``) or None) when Pillow
+    cannot identify the file. The caller closes the image, and decodes it only after checking the size.
 
-    Pillow's own bomb check is lifted for this read only (under a lock: serve is threaded), so a
-    huge image is measured and refused by ``image_size_problem`` with its real size.
+    Pillow's own bomb check is lifted for this open only (under a lock: serve is threaded), so a
+    huge image is measured and refused by ``size_problem`` with its real size.
     """
     from PIL import Image, UnidentifiedImageError
 
     with _header_lock:
         saved, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
         try:
-            with Image.open(path) as im:
-                width, height = im.size
-                orientation = im.getexif().get(EXIF_ORIENTATION, 1) if "exif" in im.info or im.format == "TIFF" else 1
+            im = Image.open(path)
         except (UnidentifiedImageError, OSError, ValueError, SyntaxError, struct.error):
             raw = raw_dimensions(path)
-            return (*raw, 1) if raw else None
+            return None, ((*raw, 1) if raw else None)
         finally:
             Image.MAX_IMAGE_PIXELS = saved
-    return width, height, orientation if isinstance(orientation, int) and 1 <= orientation <= 8 else 1
+    try:
+        width, height = im.size
+        orientation = im.getexif().get(EXIF_ORIENTATION, 1) if "exif" in im.info or im.format == "TIFF" else 1
+    except (OSError, ValueError, SyntaxError, struct.error):
+        im.close()
+        raw = raw_dimensions(path)
+        return None, ((*raw, 1) if raw else None)
+    return im, (width, height, orientation if isinstance(orientation, int) and 1 <= orientation <= 8 else 1)
+
+
+def image_header(path: str | bytes | os.PathLike) -> tuple[int, int, int] | None:
+    """(width, height, EXIF orientation 1-8) from the header alone (Pillow reads no pixels). Where
+    Pillow cannot identify the file, the size comes from the format's header bytes
+    (``raw_dimensions``); None when neither can tell, and then no decoder may touch the file
+    (``image_size_problem`` refuses it)."""
+    im, header = open_header(path)
+    if im is not None:
+        im.close()
+    return header
 
 
 def raw_dimensions(path: str | bytes | os.PathLike) -> tuple[int, int] | None:
