@@ -9,7 +9,7 @@ tables and chroma subsampling of a CIFAKE file, so that the file format is not t
 - ``autoencoder``: reconstructions of real images by a conv autoencoder (hard fakes: same content).
 - ``vae``: samples of a convolutional VAE (soft, the blur of a likelihood model).
 - ``dcgan``: samples of a DCGAN (transposed-convolution upsampling, GAN artefacts).
-- ``diffusion``: real images noised to sigma 0.35 and denoised back in a few Euler steps by a small
+- ``diffusion``: real images noised to sigma 0.35 and denoised back in seven Euler steps by a small
   denoising network trained at all noise levels (an SDEdit-style reconstruction: DRCT's hard fakes
   with a diffusion model).
 
@@ -39,7 +39,15 @@ import numpy as np
 from .errors import UserError
 from .progress import duration, say
 
-DIFFUSION_SIGMAS = (0.35, 0.25, 0.17, 0.1, 0.05)  # the reconstruction's noise levels, in [0, 1] pixel units
+DIFFUSION_SIGMAS = (
+    0.35,
+    0.25,
+    0.17,
+    0.11,
+    0.07,
+    0.04,
+    0.02,
+)  # the reconstruction's noise levels, in [0, 1] pixel units
 
 
 @dataclass(frozen=True)
@@ -205,7 +213,10 @@ def _fit_dcgan(real: np.ndarray, epochs: int, seed: int, latent: int = 100):
     return make
 
 
-def _fit_diffusion(real: np.ndarray, epochs: int, seed: int):
+def _fit_diffusion(real: np.ndarray, epochs: int, seed: int, sigma_data: float = 0.25):
+    """A denoiser D(x, sigma) with EDM's preconditioning (Karras et al., 2022): the network sees the noisy
+    image scaled to unit variance and its log noise level, and D mixes its output with the input so
+    that even a briefly trained network denoises rather than passing the noise through."""
     tf, keras = _keras()
     L = keras.layers
     keras.utils.set_random_seed(seed)
@@ -214,26 +225,32 @@ def _fit_diffusion(real: np.ndarray, epochs: int, seed: int):
         x = L.Conv2D(f, 3, padding="same", activation="swish")(x)
         return L.Conv2D(f, 3, padding="same", activation="swish")(x)
 
-    inp = keras.Input((32, 32, 4))  # the noisy image and its noise level as a fourth channel
-    a = block(inp, 32)
-    b = block(L.AveragePooling2D(2)(a), 64)
+    inp = keras.Input((32, 32, 4))  # the scaled noisy image and its log noise level as a fourth channel
+    a = block(inp, 48)
+    b = block(L.AveragePooling2D(2)(a), 96)
     c = block(L.AveragePooling2D(2)(b), 128)
-    u = block(L.Concatenate()([L.UpSampling2D(interpolation="bilinear")(c), b]), 64)
-    u = block(L.Concatenate()([L.UpSampling2D(interpolation="bilinear")(u), a]), 32)
-    out = L.Conv2D(3, 1)(u)
-    net = keras.Model(inp, out)
+    u = block(L.Concatenate()([L.UpSampling2D(interpolation="bilinear")(c), b]), 96)
+    u = block(L.Concatenate()([L.UpSampling2D(interpolation="bilinear")(u), a]), 48)
+    net = keras.Model(inp, L.Conv2D(3, 1)(u))
     opt = keras.optimizers.Adam(1e-3)
+    sd2 = sigma_data**2
 
-    def denoise(x, sigma, training):
-        s = tf.broadcast_to(tf.reshape(sigma, (-1, 1, 1, 1)), tf.concat([tf.shape(x)[:3], [1]], 0))
-        return x - sigma[:, None, None, None] * net(tf.concat([x, s], -1), training=training)  # predicts the noise
+    def denoise(x, sigma, training):  # x: noisy image centred on 0; returns the clean estimate
+        s = sigma[:, None, None, None]
+        c_in, c_skip = 1 / tf.sqrt(s**2 + sd2), sd2 / (s**2 + sd2)
+        c_out = s * sigma_data / tf.sqrt(s**2 + sd2)
+        level = tf.broadcast_to(tf.math.log(s) / 4, tf.concat([tf.shape(x)[:3], [1]], 0))
+        return c_skip * x + c_out * net(tf.concat([c_in * x, level], -1), training=training)
 
     @tf.function
     def step(x):
-        sigma = tf.exp(tf.random.uniform((tf.shape(x)[0],), np.log(0.01), np.log(0.6)))
+        x = x - 0.5
+        sigma = tf.exp(tf.random.normal((tf.shape(x)[0],), -1.6, 1.0))  # EDM's log-normal noise levels
         noisy = x + sigma[:, None, None, None] * tf.random.normal(tf.shape(x))
+        weight = (sigma**2 + sd2) / (sigma * sigma_data) ** 2
         with tf.GradientTape() as tape:
-            loss = tf.reduce_mean(tf.square(denoise(noisy, sigma, True) - x) / tf.square(sigma)[:, None, None, None])
+            err = tf.reduce_mean(tf.square(denoise(noisy, sigma, True) - x), axis=[1, 2, 3])
+            loss = tf.reduce_mean(weight * err)
         opt.apply_gradients(zip(tape.gradient(loss, net.trainable_variables), net.trainable_variables, strict=True))
         return loss
 
@@ -244,13 +261,12 @@ def _fit_diffusion(real: np.ndarray, epochs: int, seed: int):
 
     def make(n, rng, source):
         def reconstruct(x):
-            x = tf.constant(x)
+            x = tf.constant(x - 0.5)
             noisy = x + DIFFUSION_SIGMAS[0] * tf.constant(rng.standard_normal(x.shape).astype(np.float32))
             for s, s_next in zip(DIFFUSION_SIGMAS, (*DIFFUSION_SIGMAS[1:], 0.0), strict=True):
-                sig = tf.fill((x.shape[0],), s)
-                x0 = denoise(noisy, sig, False)
+                x0 = denoise(noisy, tf.fill((x.shape[0],), s), False)
                 noisy = x0 + (s_next / s) * (noisy - x0)  # an Euler step of the probability-flow ODE
-            return x0
+            return x0 + 0.5
 
         return _predict(reconstruct, source)
 
@@ -261,7 +277,7 @@ FAMILIES: dict[str, Family] = {
     "autoencoder": Family(_fit_autoencoder, 4, True, "reconstructions by a conv autoencoder"),
     "vae": Family(_fit_vae, 10, False, "samples of a convolutional VAE"),
     "dcgan": Family(_fit_dcgan, 12, False, "samples of a DCGAN"),
-    "diffusion": Family(_fit_diffusion, 5, True, "SDEdit-style reconstructions by a small denoising diffusion model"),
+    "diffusion": Family(_fit_diffusion, 4, True, "SDEdit-style reconstructions by a small denoising diffusion model"),
 }
 
 
