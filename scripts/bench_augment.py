@@ -5,7 +5,7 @@ augmentations of a config on top, and (2) images/s of `fit` on the config's mode
 pipeline (30 steps after 10 warm-up steps). If (2) is the same with and without the robust
 augmentations, they are not the bottleneck.
 
-    python scripts/bench_augment.py --data-dir data/cifake --config configs/robust.yaml
+    python scripts/bench_augment.py --data-dir data/cifake --config configs/detector.yaml
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from cifake.train import compile_model
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data-dir", default="data/cifake")
-    ap.add_argument("--config", default="configs/robust.yaml")
+    ap.add_argument("--config", default="configs/detector.yaml")
     ap.add_argument("--fraction", type=float, default=0.2, help="share of the train split to load")
     ap.add_argument("--steps", type=int, default=30)
     args = ap.parse_args()

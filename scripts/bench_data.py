@@ -52,13 +52,13 @@ def main() -> None:
 
     from cifake.config import load_config
 
-    robust = load_config(Path(__file__).resolve().parents[1] / "configs" / "robust.yaml").augment
+    robust = load_config(Path(__file__).resolve().parents[1] / "configs" / "detector.yaml").augment
     for label, aug in (
         ("cifake cached epoch, no augmentation", {}),
         ("cifake cached epoch, flip + shift 2", {"flip": True, "shift": 2}),
         (
-            "cifake cached epoch, robust.yaml (flip, shift, JPEG, blur, resize, noise)",
-            {"flip": True, "shift": 2, "robust": robust},
+            "cifake cached epoch, detector.yaml (flip, JPEG, blur, resize, noise, colour)",
+            {"flip": True, "robust": robust},
         ),
     ):
         ds = train_dataset(split, args.batch_size, seed=0, epochs=2, **aug)

@@ -18,7 +18,7 @@ EXAMPLE = "cifake export runs/small_cnn --format litert --int8"
 def add_arguments(p) -> None:
     from ..export import FORMATS
 
-    p.add_argument("model", help=".keras file, run directory, or pretrained / robust")
+    p.add_argument("model", help=".keras file, run directory, or pretrained")
     p.add_argument("--format", choices=FORMATS, default="litert", help="what to write")
     p.add_argument(
         "--int8",

@@ -25,7 +25,8 @@ def add_arguments(p) -> None:
         "--model",
         default=None,
         help=".keras or .tflite file, run directory, or a shipped model: pretrained (Keras), pretrained-int8 "
-        "(its int8 LiteRT export), robust; default: pretrained-int8 when its card shows parity, else pretrained",
+        "(its int8 LiteRT export); default: pretrained-int8 when its card shows parity, else pretrained (robust, the old "
+        "name of pretrained, still works for one release)",
     )
     p.add_argument(
         "--out",
