@@ -70,12 +70,21 @@ def check_out_file(out: Path) -> None:
 
 def check_out_is_not_an_input(out: Path, files: list[str], model: Path) -> None:
     """The CSV may not replace an image being scored, the model, or a file beside the model it reads."""
+    import os
+
     from ..detector import files_read_with
     from ..errors import UserError
 
     target = out.resolve()
-    if target in {Path(f).resolve() for f in files}:
-        raise UserError(f"--out {out} is one of the images being scored; choose another file name")
+    if out.exists():  # a file that does not exist yet cannot be an input; one that does is compared by inode
+        here = os.stat(out)
+        for f in files:
+            try:
+                st = os.stat(f)
+            except OSError:
+                continue
+            if (st.st_ino, st.st_dev) == (here.st_ino, here.st_dev):
+                raise UserError(f"--out {out} is one of the images being scored; choose another file name")
     if target in files_read_with(model):
         raise UserError(f"--out {out} is the model or a file it reads ({model.name}); choose another file name")
 
