@@ -160,6 +160,7 @@ def load_split(data_cfg, split: str, *, progress: bool = True) -> Split:
 
 def load_splits(data_cfg, *, progress: bool = True) -> dict[str, Split]:
     """{"train", "val"} from train (stratified by ``data.val_fraction``), plus "test" when present."""
+    _check_extra_folders(data_cfg)  # before minutes of decoding, not after
     full = load_split(data_cfg, "train", progress=progress)
     train_idx, val_idx = stratified_split(full.labels, data_cfg.val_fraction, data_cfg.split_seed)
     splits = {"train": full.take(train_idx), "val": full.take(val_idx)}
@@ -185,6 +186,14 @@ def image_files(folder: str | Path) -> list[str]:
     return walk(Path(folder), IMAGE_EXTENSIONS)[0]
 
 
+def _check_extra_folders(data_cfg) -> None:
+    for key, label in (("extra_fake", 1), ("extra_real", 0)):
+        for folder in getattr(data_cfg, key):
+            if not Path(folder).is_dir():
+                hint = " (make other generators' fakes there with: cifake fakes --out FOLDER)" if label else ""
+                raise UserError(f"data.{key}: {folder} is not a folder{hint}")
+
+
 def _with_extra(train: Split, data_cfg, progress: bool) -> Split:
     """``train`` plus the images of data.extra_fake (label 1) and data.extra_real (label 0): the training
     split only, so validation stays the seeded split of data.dir whatever is added."""
@@ -192,8 +201,6 @@ def _with_extra(train: Split, data_cfg, progress: bool) -> Split:
     images = [train.images]
     for key, label in (("extra_fake", 1), ("extra_real", 0)):
         for folder in getattr(data_cfg, key):
-            if not Path(folder).is_dir():
-                raise UserError(f"data.{key}: {folder} is not a folder")
             files = image_files(folder)
             if not files:
                 raise UserError(f"data.{key}: no images ({', '.join(IMAGE_EXTENSIONS)}) under {folder}")

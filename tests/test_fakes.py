@@ -120,6 +120,10 @@ def test_fakes_feed_training_and_per_generator_evaluation(made, tmp_path, capsys
     assert main(["evaluate", str(runs / "r"), "--data-dir", str(out / "val"), "--out", str(tmp_path / "ev")]) == 0
     rows = json.loads((tmp_path / "ev" / "metrics.json").read_text())["evaluate"]["sources"]["per_source"]
     assert set(rows) == set(fakes.FAMILIES) and all(r["images"] == 4 for r in rows.values())
+    # the shipped recipe names fakes/train/FAKE: without it, training stops at once and says how to make it
+    missing = [f"data.dir={data}", f"data.extra_fake=[{tmp_path / 'none'}]", f"train.runs_dir={tmp_path / 'r2'}"]
+    assert main(["train", "--config", str(REPO / "configs" / "detector.yaml"), *missing]) == 2
+    assert "cifake fakes --out" in capsys.readouterr().err and not (tmp_path / "r2").exists()
 
 
 def test_leave_one_out_table_holds_out_each_generator_in_turn(made, tmp_path):
