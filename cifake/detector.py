@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 import weakref
 import zipfile
 from collections.abc import Sequence
@@ -35,7 +36,12 @@ PRETRAINED_INT8 = PRETRAINED_DIR / "detector-int8.tflite"
 SHIPPED_MODELS = {
     "pretrained": PRETRAINED,
     "pretrained-int8": PRETRAINED_INT8,
-    "robust": PRETRAINED_DIR / "robust.keras",
+    "robust": PRETRAINED,  # one detector since 2026-12: the old name stays for one release
+}
+# shipped names kept for one release, and what to say when one is used
+RETIRING_NAMES = {
+    "robust": "note: 'robust' now names the one shipped detector (the same file as 'pretrained', accurate and "
+    "robust at once); the name will be removed in the next release: use 'pretrained', or no --model",
 }
 # an export is used by default only when its card (written by cifake export) shows parity
 PARITY_MIN_AGREEMENT = 0.995
@@ -64,8 +70,10 @@ def export_card(model_file: Path) -> dict | None:
 
 def resolve_checkpoint(path: str | Path) -> Path:
     """A .keras or .tflite file, a run directory (its best.keras), or a shipped model's name
-    (``pretrained``, ``pretrained-int8``, ``robust``)."""
+    (``pretrained``, ``pretrained-int8``; ``robust``, the old name of ``pretrained``, says so on stderr)."""
     if str(path) in SHIPPED_MODELS and not Path(path).exists():
+        if str(path) in RETIRING_NAMES:
+            print(RETIRING_NAMES[str(path)], file=sys.stderr)
         return SHIPPED_MODELS[str(path)]
     path = Path(path)
     if path.is_dir():
@@ -324,7 +332,7 @@ def load_detector(name_or_path: str | Path | None = None, threshold: float | Non
 
     ``name_or_path``: None for the shipped detector as ``cifake predict`` uses it (its int8 LiteRT
     export, which scores without TensorFlow), ``"pretrained"`` for the shipped Keras file (Grad-CAM,
-    fine-tuning), ``"pretrained-int8"``, ``"robust"``, a ``.keras`` or ``.tflite`` file, or a run
+    fine-tuning), ``"pretrained-int8"``, a ``.keras`` or ``.tflite`` file, or a run
     directory (its ``best.keras``). ``threshold``: P(FAKE) at or above which ``label`` says FAKE;
     default: the ``threshold.json`` chosen for that file, else 0.5.
     """

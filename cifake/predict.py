@@ -30,8 +30,8 @@ def score_chunks(
 ) -> Iterator[tuple[list[Row], list[tuple[str, str]]]]:
     """(rows, unreadable) per chunk of ``files``, in input order, with bounded memory.
 
-    Chunk i+1 is decoded on a second thread while chunk i is scored (TensorFlow's decoders and the
-    model both release the GIL), so neither waits for the other on a multi-core machine.
+    Chunk i+1 is decoded on a second thread while chunk i is scored (the model releases the GIL while
+    it runs), so on a multi-core machine the time is about the decoding's: ~75 us a 32x32 JPEG.
     """
     if not files:
         return

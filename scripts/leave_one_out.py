@@ -71,7 +71,7 @@ def main() -> None:
     print(
         f"\nleave-one-generator-out ({args.config} {' '.join(args.overrides)}; AUC / FAKE recall on {args.fakes}/val)"
     )
-    print(f"{'run':18s} {'CIFAKE val':>10s}  " + "  ".join(f"{g:>16s}" for g in generators))
+    print(f"{'run':22s} {'CIFAKE val':>10s}  " + "  ".join(f"{g:>16s}" for g in generators))
     for held, row in table.items():
         cells = []
         for g in generators:
@@ -81,7 +81,7 @@ def main() -> None:
         label = "CIFAKE only" if held == "none" else f"all but {held}"
         acc = row["val_accuracy"]
         print(
-            f"{label:18s} {acc if acc is None else format(acc, '.4f'):>10s}  " + "  ".join(f"{c:>16s}" for c in cells)
+            f"{label:22s} {acc if acc is None else format(acc, '.4f'):>10s}  " + "  ".join(f"{c:>16s}" for c in cells)
         )
     print("* = the generator left out of that run's training: the leave-one-out figure")
     if args.json:

@@ -136,7 +136,7 @@ def test_shipped_detector_loads_safely_and_scores(tmp_path, capsys):
     x = np.stack([synth_image(np.random.default_rng(0), False)])
     p = model.predict(x, verbose=0)
     assert p.shape == (1, 1) and 0.0 <= float(p[0, 0]) <= 1.0
-    assert PRETRAINED.stat().st_size <= 2_700_000  # weights only (no optimizer state): 626k float32 parameters
+    assert PRETRAINED.stat().st_size <= 2_800_000  # weights only (no optimizer state): 656k float32 parameters
     card = model_card()
     assert card["validation"]["accuracy"] > 0.95 and card["limitations"]
     Image.fromarray(x[0]).save(tmp_path / "one.jpg")
@@ -144,18 +144,19 @@ def test_shipped_detector_loads_safely_and_scores(tmp_path, capsys):
     assert "one.jpg" in capsys.readouterr().out
 
 
-def test_shipped_robust_model_is_selected_by_name_and_carries_its_robustness(tmp_path, capsys):
+def test_robust_is_the_old_name_of_the_one_shipped_detector_and_says_so(tmp_path, capsys):
     from cifake.detector import SHIPPED_MODELS, resolve_checkpoint
 
-    path = SHIPPED_MODELS["robust"]
-    assert resolve_checkpoint("robust") == path and resolve_checkpoint("pretrained") == PRETRAINED
-    model = keras.models.load_model(path, safe_mode=True)
-    assert model.output_shape == (None, 1) and path.stat().st_size <= 2_700_000
-    card = json.loads(path.with_suffix(".json").read_text())
+    assert SHIPPED_MODELS["robust"] == PRETRAINED
+    assert resolve_checkpoint("robust") == PRETRAINED
+    assert "will be removed in the next release" in capsys.readouterr().err
+    assert resolve_checkpoint("pretrained") == PRETRAINED and capsys.readouterr().err == ""
+    card = model_card()
     rob = card["robustness"]
-    assert {r["operation"] for r in rob["battery"]} >= {"jpeg", "blur", "resize", "noise"}
+    assert {r["operation"] for r in rob["battery"]} >= {"jpeg", "blur", "resize", "noise", "brightness", "contrast"}
     assert rob["worst"]["accuracy"] == min(r["accuracy"] for r in rob["battery"])
     x = np.stack([synth_image(np.random.default_rng(0), True)])
     Image.fromarray(x[0]).save(tmp_path / "one.png")
     assert main(["predict", str(tmp_path / "one.png"), "--model", "robust"]) == 0
-    assert "one.png" in capsys.readouterr().out
+    out = capsys.readouterr()
+    assert "one.png" in out.out and "'robust' now names the one shipped detector" in out.err
