@@ -186,8 +186,11 @@ def image_files(folder: str | Path) -> list[str]:
     return walk(Path(folder), IMAGE_EXTENSIONS)[0]
 
 
+EXTRA_KEYS = (("extra_fake", 1), ("extra_real", 0))  # the config keys of extra training folders, and their label
+
+
 def _check_extra_folders(data_cfg) -> None:
-    for key, label in (("extra_fake", 1), ("extra_real", 0)):
+    for key, label in EXTRA_KEYS:
         for folder in getattr(data_cfg, key):
             if not Path(folder).is_dir():
                 hint = " (make other generators' fakes there with: cifake fakes --out FOLDER)" if label else ""
@@ -199,7 +202,7 @@ def _with_extra(train: Split, data_cfg, progress: bool) -> Split:
     split only, so validation stays the seeded split of data.dir whatever is added."""
     paths, labels = list(train.paths), [train.labels]
     images = [train.images]
-    for key, label in (("extra_fake", 1), ("extra_real", 0)):
+    for key, label in EXTRA_KEYS:
         for folder in getattr(data_cfg, key):
             files = image_files(folder)
             if not files:

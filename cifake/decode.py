@@ -56,23 +56,18 @@ def pil_decode(path: str) -> np.ndarray | None:
     """Pillow: the first frame only, EXIF orientation applied, RGB (alpha dropped, as TensorFlow does),
     resized with Pillow's antialiased bicubic (``pil_to_array``); None if unreadable. Pillow's own pixel
     cap is ``limits``' (set there)."""
-    return pil_decode_why(path)[0]
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            return pil_to_array(im)[0]
+    except Exception:  # noqa: BLE001 - any failure means unreadable
+        return None
 
 
 # Pillow modes whose values have no fixed range (32-bit float or integer samples): converting them to
 # 8-bit clips everything to black or white, which would then be scored as if it were a photo.
 AMBIGUOUS_MODES = {"F": "32-bit floating-point", "I": "32-bit integer"}
-
-
-def pil_decode_why(path: str) -> tuple[np.ndarray | None, str]:
-    """``pil_decode`` with the reason when it returns None ('' when it decoded)."""
-    from PIL import Image
-
-    try:
-        with Image.open(path) as im:
-            return pil_to_array(im)
-    except Exception:  # noqa: BLE001 - any failure means unreadable
-        return None, "not an image this tool can read"
 
 
 def pil_to_array(im, orientation: int | None = None) -> tuple[np.ndarray | None, str]:

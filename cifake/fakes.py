@@ -66,10 +66,16 @@ def _keras():
     return import_tf(), import_keras()
 
 
-def _batches(n: int, batch: int, rng: np.random.Generator):
-    order = rng.permutation(n)
-    for i in range(0, n - batch + 1 if n >= batch else 1, batch):
-        yield order[i : i + batch]
+def _train(step, real: np.ndarray, epochs: int, seed: int, batch: int = 128) -> None:
+    """Call the compiled training ``step`` on seeded shuffled batches of ``real``, ``epochs`` times
+    (one batch of everything when there are fewer images than a batch)."""
+    tf, _ = _keras()
+    rng = np.random.default_rng(seed)
+    n = len(real)
+    for _ in range(epochs):
+        order = rng.permutation(n)
+        for i in range(0, n - batch + 1 if n >= batch else 1, batch):
+            step(tf.constant(real[order[i : i + batch]]))
 
 
 def _predict(fn, x: np.ndarray, batch: int = 500) -> np.ndarray:
@@ -137,10 +143,7 @@ def _fit_vae(real: np.ndarray, epochs: int, seed: int, latent: int = 128):
         opt.apply_gradients(zip(tape.gradient(loss, weights), weights, strict=True))
         return loss
 
-    rng = np.random.default_rng(seed)
-    for _ in range(epochs):
-        for idx in _batches(len(real), 128, rng):
-            step(tf.constant(real[idx]))
+    _train(step, real, epochs, seed)
 
     def make(n, rng, source):
         z = rng.standard_normal((n, latent)).astype(np.float32)
@@ -201,10 +204,7 @@ def _fit_dcgan(real: np.ndarray, epochs: int, seed: int, latent: int = 100):
         g_opt.apply_gradients(zip(gt.gradient(g_loss, gen.trainable_variables), gen.trainable_variables, strict=True))
         return d_loss, g_loss
 
-    rng = np.random.default_rng(seed)
-    for _ in range(epochs):
-        for idx in _batches(len(real), 128, rng):
-            step(tf.constant(real[idx]))
+    _train(step, real, epochs, seed)
 
     def make(n, rng, source):
         z = rng.standard_normal((n, latent)).astype(np.float32)
@@ -254,10 +254,7 @@ def _fit_diffusion(real: np.ndarray, epochs: int, seed: int, sigma_data: float =
         opt.apply_gradients(zip(tape.gradient(loss, net.trainable_variables), net.trainable_variables, strict=True))
         return loss
 
-    rng = np.random.default_rng(seed)
-    for _ in range(epochs):
-        for idx in _batches(len(real), 128, rng):
-            step(tf.constant(real[idx]))
+    _train(step, real, epochs, seed)
 
     def make(n, rng, source):
         def reconstruct(x):
@@ -308,14 +305,22 @@ def to_uint8(x: np.ndarray) -> np.ndarray:
     return np.clip(np.rint(np.asarray(x, np.float32) * 255.0), 0, 255).astype(np.uint8)
 
 
-def _prepare(out: Path, names: list[str], force: bool) -> None:
-    targets = [out / part / "FAKE" / name for part in ("train", "val") for name in names]
-    taken = [t for t in targets if t.is_dir() and any(t.iterdir())]
+def _refuse_taken(out: Path, names: list[str], force: bool) -> None:
+    """Refuse, before any work, to replace a generator's existing fakes without ``force``."""
+    taken = [out / part / "FAKE" / name for part in ("train", "val") for name in names]
+    taken = [t for t in taken if t.is_dir() and any(t.iterdir())]
     if taken and not force:
-        raise UserError(f"{taken[0]} already holds images (add --force to replace what this run makes)")
-    for t in [*taken, out / "val" / "REAL"]:  # the REAL copies are remade every run (same seed, same files)
-        if t.is_dir():
-            shutil.rmtree(t)
+        raise UserError(
+            f"{taken[0]} already holds images (add {{force}} to replace what this run makes)", options=("force",)
+        )
+
+
+def _move_into_place(built: Path, final: Path) -> None:
+    """Replace ``final`` with the complete folder ``built``: a folder under OUT is whole or absent."""
+    final.parent.mkdir(parents=True, exist_ok=True)
+    if final.is_dir():
+        shutil.rmtree(final)
+    built.rename(final)
 
 
 def make_fakes(
@@ -331,15 +336,33 @@ def make_fakes(
     force: bool = False,
     progress: bool = True,
 ) -> dict:
-    """Fit each generator on the REAL training-split images and write its fakes (module docstring)."""
-    from .data import load_splits
+    """Fit each generator on the REAL training-split images and write its fakes (module docstring).
 
+    Everything is built in ``OUT/.fakes.PID.staging`` and moved into place folder by folder once
+    complete, so an interrupted run leaves no partial generator folder for ``data.extra_fake`` to read
+    (a later run removes the staging folder of a process that is gone)."""
+    from .data import load_splits
+    from .leftovers import remove_dead, temp_name
+
+    if not generators:
+        raise UserError(
+            f"no generator given in {{generators}}; choose from {', '.join(FAMILIES)}", options=("generators",)
+        )
     unknown = [g for g in generators if g not in FAMILIES]
     if unknown:
-        raise UserError(f"unknown generator {unknown[0]!r}; choose from {', '.join(FAMILIES)}")
+        raise UserError(
+            f"unknown generator {unknown[0]!r} in {{generators}}; choose from {', '.join(FAMILIES)}",
+            options=("generators",),
+        )
     out = Path(out)
-    _prepare(out, generators, force)
+    _refuse_taken(out, generators, force)
     qtables, subsampling, table_file = jpeg_settings(data_cfg.dir)
+    try:  # before minutes of decoding and training
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UserError(
+            f"{{out}} {out}: cannot be a folder ({e.strerror}); choose another path", options=("out",)
+        ) from None
     splits = load_splits(data_cfg, progress=progress)
     real_train = splits["train"].take(np.flatnonzero(splits["train"].labels == 0))
     real_val = splits["val"].take(np.flatnonzero(splits["val"].labels == 0))
@@ -347,9 +370,9 @@ def make_fakes(
     fit_idx = np.sort(rng.choice(len(real_train), min(fit_images, len(real_train)), replace=False))
     fit_x = real_train.images[fit_idx].astype(np.float32) / 255.0
     val_idx = np.sort(rng.choice(len(real_val), min(eval_images, len(real_val)), replace=False))
-    (out / "val" / "REAL").mkdir(parents=True, exist_ok=True)
-    for i in val_idx:
-        shutil.copy2(real_val.paths[i], out / "val" / "REAL" / Path(real_val.paths[i]).name)
+    remove_dead(out / "fakes", "staging")
+    staging = temp_name(out / "fakes", "staging")
+    manifest = out / "fakes.json"
     record = {
         "data_dir": str(data_cfg.dir),
         "split_seed": data_cfg.split_seed,
@@ -359,37 +382,69 @@ def make_fakes(
         "subsampling": subsampling,
         "fit_images": len(fit_idx),
         "val_real": len(val_idx),
-        "generators": {},
+        "generators": json.loads(manifest.read_text()).get("generators", {}) if manifest.is_file() else {},
     }
-    for name in generators:
-        fam = FAMILIES[name]
-        n_epochs = epochs or fam.epochs
-        t0 = time.perf_counter()
-        say(f"fakes: fitting {name} ({fam.about}) on {len(fit_idx):,} REAL training images, {n_epochs} epoch(s)")
-        make = fam.fit(fit_x, n_epochs, seed + 1000 * (list(FAMILIES).index(name) + 1))
-        fit_s = time.perf_counter() - t0
-        gen_rng = np.random.default_rng([seed, list(FAMILIES).index(name)])
-        for part, n, pool in (("train", train_images, real_train), ("val", eval_images, real_val)):
-            source = None
-            if fam.reconstructs:
-                # training fakes rebuild training images; evaluation fakes rebuild the copied validation REALs
-                idx = val_idx if part == "val" else np.sort(gen_rng.choice(len(pool), min(n, len(pool)), replace=False))
-                source = pool.images[idx].astype(np.float32) / 255.0
-                n = len(idx)
-            images = to_uint8(make(n, gen_rng, source))
-            write_jpegs(images, out / part / "FAKE" / name, name, qtables, subsampling)
-        took = time.perf_counter() - t0
-        record["generators"][name] = {
-            "about": fam.about,
-            "epochs": n_epochs,
-            "train_images": train_images if not fam.reconstructs else min(train_images, len(real_train)),
-            "eval_images": len(val_idx) if fam.reconstructs else eval_images,
-            "fit_seconds": round(fit_s, 1),
-            "seconds": round(took, 1),
-        }
-        say(f"fakes: {name} done in {duration(took)} -> {out / 'train' / 'FAKE' / name}, {out / 'val' / 'FAKE' / name}")
-    manifest = out / "fakes.json"
-    old = json.loads(manifest.read_text()) if manifest.is_file() else {}
-    record["generators"] = {**old.get("generators", {}), **record["generators"]}
-    manifest.write_text(json.dumps(record, indent=2) + "\n")
+    try:
+        (staging / "REAL").mkdir(parents=True)
+        for i in val_idx:
+            shutil.copy2(real_val.paths[i], staging / "REAL" / Path(real_val.paths[i]).name)
+        _move_into_place(staging / "REAL", out / "val" / "REAL")  # the same files for the same seed
+        for name in generators:
+            record["generators"][name] = _make_one(
+                name, fit_x, real_train, real_val, val_idx, staging, out, qtables, subsampling,
+                train_images=train_images, eval_images=eval_images, epochs=epochs, seed=seed,
+            )  # fmt: skip
+            manifest.write_text(json.dumps(record, indent=2) + "\n")  # after each: a record of what is there
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     return record
+
+
+def _make_one(
+    name,
+    fit_x,
+    real_train,
+    real_val,
+    val_idx,
+    staging,
+    out,
+    qtables,
+    subsampling,
+    *,
+    train_images,
+    eval_images,
+    epochs,
+    seed,
+) -> dict:
+    """Fit generator ``name``, write its training and evaluation fakes, move both folders into place."""
+    fam = FAMILIES[name]
+    index = list(FAMILIES).index(name)
+    n_epochs = epochs or fam.epochs
+    t0 = time.perf_counter()
+    say(f"fakes: fitting {name} ({fam.about}) on {len(fit_x):,} REAL training images, {n_epochs} epoch(s)")
+    make = fam.fit(fit_x, n_epochs, seed + 1000 * (index + 1))
+    fit_s = time.perf_counter() - t0
+    gen_rng = np.random.default_rng([seed, index])
+    written = {}
+    for part, n, pool in (("train", train_images, real_train), ("val", eval_images, real_val)):
+        source = None
+        if fam.reconstructs:
+            # training fakes rebuild training images; evaluation fakes rebuild the copied validation REALs
+            idx = val_idx if part == "val" else np.sort(gen_rng.choice(len(pool), min(n, len(pool)), replace=False))
+            source = pool.images[idx].astype(np.float32) / 255.0
+            n = len(idx)
+        images = to_uint8(make(n, gen_rng, source))
+        write_jpegs(images, staging / part / name, name, qtables, subsampling)
+        written[part] = len(images)
+    for part in ("train", "val"):
+        _move_into_place(staging / part / name, out / part / "FAKE" / name)
+    took = time.perf_counter() - t0
+    say(f"fakes: {name} done in {duration(took)} -> {out / 'train' / 'FAKE' / name}, {out / 'val' / 'FAKE' / name}")
+    return {
+        "about": fam.about,
+        "epochs": n_epochs,
+        "train_images": written["train"],
+        "eval_images": written["val"],
+        "fit_seconds": round(fit_s, 1),
+        "seconds": round(took, 1),
+    }

@@ -1,7 +1,7 @@
 """Users' image files: finding them, reading their headers and EXIF, and decoding them to 32x32.
 
 The one way every command reads images it did not make (predict, explain, serve, the Python API):
-headers first (``limits.image_header``), so files over the pixel or size cap are never decoded; then
+headers first (``limits.open_header``), so files over the pixel or size cap are never decoded; then
 Pillow (first frame, EXIF orientation, RGB, antialiased bicubic resize to 32x32), so a file scores the
 same wherever it enters, and scoring with a LiteRT model never loads TensorFlow.
 """

@@ -97,6 +97,10 @@ def test_refuses_to_overwrite_unknown_generators_and_missing_tables(made, tmp_pa
     assert set(json.loads((out / "fakes.json").read_text())["generators"]) == set(fakes.FAMILIES)  # merged
     assert main(["fakes", "--data-dir", str(data), "--out", str(tmp_path / "o"), "--generators", "stylegan"]) == 2
     assert "autoencoder, vae, dcgan, diffusion" in capsys.readouterr().err
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("mine")
+    assert main(["fakes", "--data-dir", str(data), "--out", str(a_file), *TINY]) == 2
+    assert "--out" in capsys.readouterr().err and a_file.read_text() == "mine"
     pngs = tmp_path / "pngs"
     for cls in ("REAL", "FAKE"):
         (pngs / "train" / cls).mkdir(parents=True)
@@ -150,3 +154,47 @@ def test_leave_one_out_table_holds_out_each_generator_in_turn(made, tmp_path):
     assert "dcgan" in config and "FAKE/vae" not in config  # the held-out generator never reached training
     again = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, timeout=600)
     assert again.returncode == 0 and "$ cifake train" not in again.stdout  # finished runs are not retrained
+
+
+@pytest.mark.parametrize(
+    ("bad", "said"),
+    [
+        (["--seed", "-1"], "argument --seed"),
+        (["--split-seed", "-1"], "data.split_seed"),
+        (["--val-fraction", "0.95"], "data.val_fraction"),
+        (["--generators", ","], "no generator given"),
+    ],
+)
+def test_bad_options_are_one_line_and_write_nothing(made, tmp_path, capsys, bad, said):
+    data, _ = made
+    out = tmp_path / "o"
+    assert main(["fakes", "--data-dir", str(data), "--out", str(out), *bad]) == 2
+    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("cifake fakes: error:")]
+    assert len(errors) == 1 and said in errors[0]  # one error line (argparse's usage lines may precede it)
+    assert not out.exists()
+
+
+def test_an_interrupted_generator_leaves_its_old_fakes_and_no_partial_folder(tmp_path, monkeypatch):
+    data = make_dataset(tmp_path / "data", per_class=40)
+    cfg = DataConfig(dir=str(data), val_fraction=0.25)
+    out = tmp_path / "out"
+    calls: list[str] = []
+
+    def fit(x, epochs, seed):
+        def make(n, rng, source):
+            calls.append("make")
+            if len(calls) == 4:  # the second run's evaluation fakes: its training fakes are written by then
+                raise KeyboardInterrupt
+            return np.full((n, 32, 32, 3), 0.5, np.float32)
+
+        return make
+
+    monkeypatch.setitem(fakes.FAMILIES, "flat", fakes.Family(fit, 1, False, "grey squares"))
+    how = {"generators": ["flat"], "train_images": 5, "eval_images": 3, "fit_images": 10, "progress": False}
+    fakes.make_fakes(cfg, out, **how)
+    before = sorted(p.name for p in (out / "train" / "FAKE" / "flat").iterdir())
+    with pytest.raises(KeyboardInterrupt):
+        fakes.make_fakes(cfg, out, force=True, **{**how, "train_images": 7})
+    assert sorted(p.name for p in (out / "train" / "FAKE" / "flat").iterdir()) == before  # the old set, whole
+    assert [p.name for p in out.iterdir() if p.name.startswith(".")] == []  # no staging folder left
+    assert len(list((out / "val" / "FAKE" / "flat").iterdir())) == 3

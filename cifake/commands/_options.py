@@ -41,6 +41,13 @@ def nonnegative_int(text: str) -> int:
     return value
 
 
+def seed(text: str) -> int:
+    value = int(text)
+    if not 0 <= value < 2**31:
+        raise argparse.ArgumentTypeError(f"got {text}; expected an integer from 0 to {2**31 - 1}")
+    return value
+
+
 def port(text: str) -> int:
     value = int(text)
     if not 1 <= value <= 65535:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ._options import positive_int
+from ._options import positive_int, seed
 
 HELP = "make fakes of other generator families (autoencoder, VAE, DCGAN, diffusion) from the REAL images"
 DESCRIPTION = (
@@ -41,19 +41,17 @@ def add_arguments(p) -> None:
     )
     p.add_argument("--val-fraction", type=float, default=0.1, help="data.val_fraction of the runs these fakes serve")
     p.add_argument("--split-seed", type=int, default=42, help="data.split_seed of the runs these fakes serve")
-    p.add_argument("--seed", type=int, default=0, help="seed of the generators and their samples")
+    p.add_argument("--seed", type=seed, default=0, help="seed of the generators and their samples")
     p.add_argument("--force", action="store_true", help="replace fakes this run would make that already exist")
 
 
 def run(args) -> int:
-    from ..config import DataConfig
-    from ..errors import UserError
+    from ..config import config_from_dict
     from ..fakes import make_fakes
 
-    if not 0 < args.val_fraction <= 0.9:
-        raise UserError(f"--val-fraction {args.val_fraction:g}: expected a share above 0 and at most 0.9")
-
-    data_cfg = DataConfig(dir=args.data_dir, val_fraction=args.val_fraction, split_seed=args.split_seed)
+    # the config's own rules check the split keys (as data.val_fraction / data.split_seed), before any work
+    data = {"dir": args.data_dir, "val_fraction": args.val_fraction, "split_seed": args.split_seed}
+    data_cfg = config_from_dict({"data": data}).data
     record = make_fakes(
         data_cfg,
         args.out,
