@@ -1,7 +1,7 @@
 """``cifake cache``: what the decode cache of a dataset folder holds, and clearing it.
 
 The cache (``<data.dir>/.cifake-cache``) keeps each whole split decoded to 32x32 uint8 (about
-3 KB per image; 300 MB for the 100,000 training images), written by ``cifake download`` when it
+3 KB per image; 300 MB for the 100,000 training images) and each file's content hash (``dedup``), written by ``cifake download`` when it
 verifies the data and by the first run on a whole split. Every ``data.fraction`` is a slice of it.
 A file whose key no longer matches the split's files (images added, removed or touched, or a
 cache written by an older cifake) is stale: never read again, only taking space.
@@ -22,12 +22,15 @@ from .decode import IMAGE_SIZE
 from .errors import UserError
 
 CACHE_DIRNAME = ".cifake-cache"
+CACHE_FORMAT = (
+    b"v2: jpeg INTEGER_ACCURATE, hashes\n"  # what the pixels were decoded with: a change makes old caches stale
+)
 
 
 def _cache_key(paths: list[str], root: str | Path) -> str:
     """Names relative to the dataset root, sizes and modification times: a folder moved or renamed
     as a whole (``cifake download`` verifies in a temporary folder, then renames it) keeps its cache."""
-    h = hashlib.sha1()
+    h = hashlib.sha1(CACHE_FORMAT)
     for p in paths:
         st = os.stat(p)
         h.update(os.fsencode(os.path.relpath(p, root)) + f"\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
@@ -38,8 +41,9 @@ def cache_file_for(paths: list[str], root: str | Path) -> Path:
     return Path(root) / CACHE_DIRNAME / f"{_cache_key(paths, root)}.npz"
 
 
-def read_cache(cache_file: Path, n: int) -> tuple[np.ndarray, list[int]] | None:
-    """The cached (images, bad) if the file is whole and matches ``n`` paths; else None (and it is removed).
+def read_cache(cache_file: Path, n: int) -> tuple[np.ndarray, list[int], np.ndarray | None] | None:
+    """The cached (images, bad, content hashes) if the file is whole and matches ``n`` paths; else None
+    (and it is removed). The hashes are None in a cache written before they were kept.
 
     A cache cut short (disk full, a kill during a copy) or edited by hand is treated as absent and
     rebuilt, instead of failing every later run until someone deletes it.
@@ -47,11 +51,14 @@ def read_cache(cache_file: Path, n: int) -> tuple[np.ndarray, list[int]] | None:
     try:
         with np.load(cache_file, allow_pickle=False) as z:
             images, bad = z["images"], z["bad"]
+            hashes = z["hashes"] if "hashes" in z.files else None
         if images.shape != (n, IMAGE_SIZE, IMAGE_SIZE, 3) or images.dtype != np.uint8 or bad.ndim != 1:
             raise ValueError(f"holds {images.shape} {images.dtype}, expected ({n}, 32, 32, 3) uint8")
         if len(bad) and (bad.min() < 0 or bad.max() >= n):
             raise ValueError("bad-file indices out of range")
-        return images, bad.astype(np.int64).tolist()
+        if hashes is not None and (hashes.shape != (n,) or hashes.dtype != np.uint64):
+            raise ValueError(f"holds {hashes.shape} {hashes.dtype} hashes, expected ({n},) uint64")
+        return images, bad.astype(np.int64).tolist(), hashes
     except Exception as e:  # noqa: BLE001 - any unreadable cache is rebuilt, never fatal
         print(
             f"note: decode cache {cache_file} is unreadable ({type(e).__name__}: {e}); rebuilding it", file=sys.stderr
@@ -61,13 +68,13 @@ def read_cache(cache_file: Path, n: int) -> tuple[np.ndarray, list[int]] | None:
         return None
 
 
-def write_cache(cache_file: Path, images: np.ndarray, bad: list[int]) -> None:
+def write_cache(cache_file: Path, images: np.ndarray, bad: list[int], hashes: np.ndarray) -> None:
     """Write the cache atomically (readers see the old file or the whole new one); a failure is a note."""
     try:
         cache_file.parent.mkdir(exist_ok=True)
         tmp = cache_file.with_name(f".{cache_file.stem}.{os.getpid()}.tmp.npz")  # one writer per name
         try:
-            np.savez(tmp, images=images, bad=np.asarray(bad, np.int64))
+            np.savez(tmp, images=images, bad=np.asarray(bad, np.int64), hashes=hashes)
             os.replace(tmp, cache_file)
         finally:
             tmp.unlink(missing_ok=True)

@@ -22,8 +22,10 @@ import numpy as np
 from . import limits
 from .cache import cache_file_for, read_cache, write_cache
 from .decode import decode_files
+from .dedup import duplicate_groups, file_hashes, fingerprint, pixel_hashes, twins
 from .errors import UserError
 from .images import walk
+from .text import printable
 
 CLASS_NAMES = ("REAL", "FAKE")  # index = label; FAKE = 1 is the positive class
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp")
@@ -42,17 +44,20 @@ def subject_of(path: str) -> int:
 
 @dataclass
 class Split:
-    """One split held in memory: ``images`` (N, 32, 32, 3) uint8, ``labels`` (N,) int32, ``paths``."""
+    """One split held in memory: ``images`` (N, 32, 32, 3) uint8, ``labels`` (N,) int32, ``paths``, and
+    ``hashes`` (N,) uint64, each file's content hash (``dedup``), where the files were hashed."""
 
     images: np.ndarray
     labels: np.ndarray
     paths: list[str]
+    hashes: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.labels)
 
     def take(self, idx: np.ndarray) -> Split:
-        return Split(self.images[idx], self.labels[idx], [self.paths[i] for i in idx])
+        hashes = None if self.hashes is None else self.hashes[idx]
+        return Split(self.images[idx], self.labels[idx], [self.paths[i] for i in idx], hashes)
 
     def counts(self) -> dict[str, int]:
         return {name: int((self.labels == i).sum()) for i, name in enumerate(CLASS_NAMES)}
@@ -86,14 +91,24 @@ def stratified_subset(labels: np.ndarray, fraction: float, seed: int) -> np.ndar
     return np.sort(np.concatenate(keep))
 
 
-def stratified_split(labels: np.ndarray, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """(train, val) sorted indices; ``val_fraction`` of each label goes to val (at least one)."""
+def stratified_split(
+    labels: np.ndarray, val_fraction: float, seed: int, hashes: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """(train, val) sorted indices; ``val_fraction`` of each label is drawn for val (at least one).
+
+    With ``hashes`` (each file's content hash), byte-identical files form a group that lands on one
+    side: a group goes to val when any of its files is drawn for it. Files without a twin fall exactly
+    as they would without hashes; val grows by the twins it pulls in (163 on CIFAKE's train split
+    with the default seed and share).
+    """
     rng = np.random.default_rng([seed, 1])
     val = []
     for label in np.unique(labels):
         idx = np.flatnonzero(labels == label)
         val.append(rng.permutation(idx)[: max(1, round(val_fraction * len(idx)))])
     val_idx = np.sort(np.concatenate(val))
+    if hashes is not None:
+        val_idx = np.flatnonzero(np.isin(hashes, hashes[val_idx]))
     train_idx = np.setdiff1d(np.arange(len(labels)), val_idx)
     return train_idx, val_idx
 
@@ -105,22 +120,28 @@ def _refuse_bad(paths: list[str], bad: list[int]) -> None:
 
 def load_decoded(
     paths: list[str], root: str | Path, *, cache: bool, on_bad_file: str, progress: bool = True
-) -> tuple[np.ndarray, list[int]]:
-    """Decoded images for ``paths`` (from the on-disk cache when valid) and the indices of bad files.
+) -> tuple[np.ndarray, list[int], np.ndarray]:
+    """Decoded images for ``paths`` (from the on-disk cache when valid), the indices of bad files, and
+    each file's content hash (``dedup.file_hashes``, kept in the cache beside the pixels).
 
     ``on_bad_file='error'`` raises a UserError naming the files; ``'skip'`` returns them for removal.
     """
     cache_file = cache_file_for(paths, root) if cache else None
     if cache_file is not None and cache_file.is_file():
         cached = read_cache(cache_file, len(paths))
-        if cached is not None:
+        if cached is not None and cached[2] is not None:
             return cached
+        if cached is not None:  # a cache from before hashes were kept: hash once and keep them
+            hashes = file_hashes(paths)
+            write_cache(cache_file, cached[0], cached[1], hashes)
+            return cached[0], cached[1], hashes
     images, bad = decode_files(paths, progress=progress and len(paths) > 5000)
     if bad and on_bad_file == "error":
         _refuse_bad(paths, bad)
+    hashes = file_hashes(paths)
     if cache_file is not None:
-        write_cache(cache_file, images, bad)
-    return images, bad
+        write_cache(cache_file, images, bad, hashes)
+    return images, bad, hashes
 
 
 def load_split(data_cfg, split: str, *, progress: bool = True) -> Split:
@@ -138,12 +159,13 @@ def load_split(data_cfg, split: str, *, progress: bool = True) -> Split:
         position = {int(i): j for j, i in enumerate(keep)}
         images, bad = whole[0][keep], sorted(position[i] for i in whole[1] if i in position)
         paths = [paths[i] for i in keep]
+        hashes = whole[2][keep] if whole[2] is not None else file_hashes(paths)
         if bad and data_cfg.on_bad_file == "error":
             _refuse_bad(paths, bad)
     else:
         # a subset without a whole-split cache is decoded, not cached: caches never multiply per fraction
         paths = [paths[i] for i in keep]
-        images, bad = load_decoded(
+        images, bad, hashes = load_decoded(
             paths,
             data_cfg.dir,
             cache=data_cfg.cache and data_cfg.fraction == 1,
@@ -154,15 +176,17 @@ def load_split(data_cfg, split: str, *, progress: bool = True) -> Split:
     if bad:
         print(f"warning: skipped {len(bad)} file(s) that do not decode, e.g. {paths[bad[0]]}", file=sys.stderr)
         good = np.setdiff1d(np.arange(len(paths)), bad)
-        return Split(images, labels, paths).take(good)
-    return Split(images, labels, paths)
+        return Split(images, labels, paths, hashes).take(good)
+    return Split(images, labels, paths, hashes)
 
 
 def load_splits(data_cfg, *, progress: bool = True) -> dict[str, Split]:
-    """{"train", "val"} from train (stratified by ``data.val_fraction``), plus "test" when present."""
-    _check_extra_folders(data_cfg)  # before minutes of decoding, not after
+    """{"train", "val"} from train (stratified by ``data.val_fraction``, byte-identical files kept on one
+    side), plus "test" when present. Extra training folders are checked before any decoding, and their
+    images against validation and test after it (``check_extra_folders``, ``_with_extra``)."""
+    check_extra_folders(data_cfg)  # before minutes of decoding, not after
     full = load_split(data_cfg, "train", progress=progress)
-    train_idx, val_idx = stratified_split(full.labels, data_cfg.val_fraction, data_cfg.split_seed)
+    train_idx, val_idx = stratified_split(full.labels, data_cfg.val_fraction, data_cfg.split_seed, full.hashes)
     splits = {"train": full.take(train_idx), "val": full.take(val_idx)}
     for name, part in splits.items():
         counts = part.counts()
@@ -174,11 +198,41 @@ def load_splits(data_cfg, *, progress: bool = True) -> dict[str, Split]:
                 f"{data_cfg.dir}/train, data.val_fraction={data_cfg.val_fraction:g} of those); at least "
                 f"{limits.MIN_IMAGES_PER_CLASS} per class are needed: raise data.fraction or add images"
             )
-    if data_cfg.extra_fake or data_cfg.extra_real:
-        splits["train"] = _with_extra(splits["train"], data_cfg, progress)
     if all((Path(data_cfg.dir) / "test" / name).is_dir() for name in CLASS_NAMES):
         splits["test"] = load_split(data_cfg, "test", progress=progress)
+    if data_cfg.extra_fake or data_cfg.extra_real:
+        held_out = [splits["val"], *([splits["test"]] if "test" in splits else [])]
+        splits["train"] = _with_extra(splits["train"], data_cfg, held_out, progress)
     return splits
+
+
+def split_info(splits: dict[str, Split]) -> dict:
+    """What data.json records of a run's split: sizes, groups of byte-identical files in the dataset's
+    train split, and the fingerprint that resume checks (``dedup.fingerprint``)."""
+    train, val = splits["train"], splits["val"]
+    info = {"train_images": len(train), "val_images": len(val)}
+    if train.hashes is not None and val.hashes is not None:
+        both = np.concatenate([train.hashes, val.hashes])
+        info.update(duplicate_groups(both))
+        info["split_fingerprint"] = fingerprint(train.hashes, train.labels, val.hashes, val.labels)
+    return info
+
+
+def training_hashes(data_cfg, grouped: bool) -> tuple[np.ndarray, np.ndarray] | None:
+    """(content hashes of every image of data.dir's train folder, of those a run with ``data_cfg``
+    trained on: its side of the split plus the extra folders); None without a train folder.
+
+    ``grouped``: the run split with byte-identical files kept together (runs whose data.json holds a
+    split fingerprint); runs of older cifake versions, and models without a run, split file by file.
+    """
+    if not all((Path(data_cfg.dir) / "train" / c).is_dir() for c in CLASS_NAMES):
+        return None
+    full = load_split(data_cfg, "train", progress=False)
+    train_idx, _ = stratified_split(
+        full.labels, data_cfg.val_fraction, data_cfg.split_seed, full.hashes if grouped else None
+    )
+    extra = [file_hashes(image_files(f)) for key, _ in EXTRA_KEYS for f in getattr(data_cfg, key) if Path(f).is_dir()]
+    return full.hashes, np.concatenate([full.hashes[train_idx], *extra])
 
 
 def image_files(folder: str | Path) -> list[str]:
@@ -187,35 +241,97 @@ def image_files(folder: str | Path) -> list[str]:
 
 
 EXTRA_KEYS = (("extra_fake", 1), ("extra_real", 0))  # the config keys of extra training folders, and their label
+FAKES_MANIFEST = "fakes.json"  # written by `cifake fakes` at the root of its output; its val/ is held out
 
 
-def _check_extra_folders(data_cfg) -> None:
+def real_path(path: str | Path) -> Path:
+    try:
+        return Path(path).resolve()
+    except (OSError, RuntimeError):  # a link loop: compared as written
+        return Path(os.path.abspath(path))
+
+
+def overlaps(a: Path, b: Path) -> bool:
+    """``a`` is ``b``, lies inside it, or holds it."""
+    return a == b or a.is_relative_to(b) or b.is_relative_to(a)
+
+
+def _held_out_folders(data_cfg, folder: Path) -> list[tuple[Path, str]]:
+    """(folder, what it is) that no extra training folder may be, hold or lie inside: the dataset's own
+    split folders, and the ``val/`` folder of any ``cifake fakes`` output at or above ``folder``."""
+    root = real_path(data_cfg.dir)
+    held = [(root / split, f"the dataset's {split} split ({data_cfg.dir}/{split})") for split in ("train", "test")]
+    for parent in (folder, *folder.parents):
+        if (parent / FAKES_MANIFEST).is_file():
+            held.append(
+                (parent / "val", f"the evaluation folder of cifake fakes ({parent}/val: copies of validation photos)")
+            )
+    return held
+
+
+def check_extra_folders(data_cfg) -> None:
+    """Refuse, before any decoding, extra training folders that would put validation or test images
+    (or the dataset's own images under another label) into training, or count a folder twice."""
+    seen: list[tuple[Path, str]] = []
     for key, label in EXTRA_KEYS:
         for folder in getattr(data_cfg, key):
             if not Path(folder).is_dir():
                 hint = " (make other generators' fakes there with: cifake fakes --out FOLDER)" if label else ""
                 raise UserError(f"data.{key}: {folder} is not a folder{hint}")
+            real = real_path(folder)
+            for held, what in _held_out_folders(data_cfg, real):
+                if overlaps(real, held):
+                    raise UserError(
+                        f"data.{key}: {folder} is, holds or lies inside {what}: its images would reach training "
+                        "(validation or test images, or the dataset's own under another label); give a folder of "
+                        "other images"
+                    )
+            for other, other_key in seen:
+                if overlaps(real, other):
+                    raise UserError(
+                        f"data.{key}: {folder} is, holds or lies inside {other} (also in data.{other_key}): "
+                        "each extra folder may be given once"
+                    )
+            seen.append((real, key))
 
 
-def _with_extra(train: Split, data_cfg, progress: bool) -> Split:
+def _refuse_held_out_twins(key: str, folder, files: list[str], hashes: np.ndarray, pixels: np.ndarray, held_out):
+    """No extra image may have the bytes, or the decoded pixels, of a validation or test image."""
+    ref_bytes = np.concatenate([s.hashes for s in held_out if s.hashes is not None] or [np.zeros(0, np.uint64)])
+    ref_pixels = np.concatenate([pixel_hashes(s.images) for s in held_out])
+    hit = twins(hashes, ref_bytes) | twins(pixels, ref_pixels)
+    if hit.any():
+        first = files[int(np.flatnonzero(hit)[0])]
+        raise UserError(
+            f"data.{key}: {int(hit.sum()):,} image(s) under {folder} have the content of a validation or test "
+            f"image (e.g. {printable(first)}): training on them would score those images as if unseen; "
+            "remove them from the folder"
+        )
+
+
+def _with_extra(train: Split, data_cfg, held_out: list[Split], progress: bool) -> Split:
     """``train`` plus the images of data.extra_fake (label 1) and data.extra_real (label 0): the training
-    split only, so validation stays the seeded split of data.dir whatever is added."""
+    split only, so validation stays the seeded split of data.dir whatever is added. An image equal to a
+    validation or test image (same bytes, or same decoded pixels) is refused."""
     paths, labels = list(train.paths), [train.labels]
-    images = [train.images]
+    images, hashes = [train.images], [train.hashes if train.hashes is not None else file_hashes(train.paths)]
     for key, label in EXTRA_KEYS:
         for folder in getattr(data_cfg, key):
             files = image_files(folder)
             if not files:
                 raise UserError(f"data.{key}: no images ({', '.join(IMAGE_EXTENSIONS)}) under {folder}")
-            decoded, bad = load_decoded(files, folder, cache=False, on_bad_file="skip", progress=progress)
+            decoded, bad, file_hash = load_decoded(files, folder, cache=False, on_bad_file="skip", progress=progress)
             good = np.setdiff1d(np.arange(len(files)), bad)
             if len(bad):
                 print(
                     f"warning: data.{key}: skipped {len(bad)} file(s) under {folder} that do not decode",
                     file=sys.stderr,
                 )
+            files = [files[i] for i in good]
+            _refuse_held_out_twins(key, folder, files, file_hash[good], pixel_hashes(decoded[good]), held_out)
             images.append(decoded[good])
+            hashes.append(file_hash[good])
             labels.append(np.full(len(good), label, np.int32))
-            paths += [files[i] for i in good]
+            paths += files
             print(f"data.{key}: {len(good):,} {CLASS_NAMES[label]} training images from {folder}", flush=True)
-    return Split(np.concatenate(images), np.concatenate(labels), paths)
+    return Split(np.concatenate(images), np.concatenate(labels), paths, np.concatenate(hashes))

@@ -106,7 +106,9 @@ def _loader(decoder: str, cap: int):
         if decoder == "jpeg":
             hw = tf.cast(tf.image.extract_jpeg_shape(data), tf.int64)
             with tf.control_dependencies([tf.debugging.assert_less_equal(hw[0] * hw[1], tf.constant(cap, tf.int64))]):
-                img = tf.io.decode_jpeg(data, channels=3)
+                # the accurate integer DCT is what Pillow (users' files, predict) uses: the same pixels
+                # in training as in scoring, where TensorFlow's default (INTEGER_FAST) differs by a few levels
+                img = tf.io.decode_jpeg(data, channels=3, dct_method="INTEGER_ACCURATE")
         else:
             img = tf.io.decode_image(data, channels=3, expand_animations=False)
         shape = tf.shape(img)

@@ -151,6 +151,17 @@ def load_model_file(path: str | Path, *, keras_only: str | None = None):
     return model
 
 
+def check_threshold(value) -> float:
+    """A threshold given by a caller: a real number in [0, 1] (the CLI checks the same)."""
+    import math
+
+    if isinstance(value, bool) or not isinstance(value, int | float | np.floating | np.integer):
+        raise UserError(f"threshold must be a number between 0 and 1, got {type(value).__name__} {str(value)[:40]!r}")
+    if not math.isfinite(value) or not 0 <= value <= 1:
+        raise UserError(f"threshold must be a probability between 0 and 1, got {value}")
+    return float(value)
+
+
 def read_threshold(checkpoint: Path) -> tuple[float, str] | None:
     """(threshold, where it came from) from ``threshold.json`` beside ``checkpoint``; None if absent, or if
     the file names another model (``"model"``: the file name it was chosen on; files without it apply
@@ -280,6 +291,8 @@ class Detector:
         """The model at ``path`` (default: ``default_model()``); threshold from the argument, else
         ``threshold.json`` beside the model (unless ``stored_threshold`` is False), else 0.5.
         ``keras_only`` names a use that needs the Keras graph (Grad-CAM, export), refusing a .tflite."""
+        if threshold is not None:  # before the model loads: a bad value fails at once
+            threshold = check_threshold(threshold)
         checkpoint = resolve_checkpoint(path or default_model())
         model = load_model_file(checkpoint, keras_only=keras_only)
         if threshold is not None:

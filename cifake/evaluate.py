@@ -15,7 +15,8 @@ from pathlib import Path
 import numpy as np
 
 from .config import DataConfig
-from .data import SUBJECTS, load_split, load_splits, subject_of
+from .data import SUBJECTS, load_split, load_splits, subject_of, training_hashes
+from .dedup import twins
 from .detector import (
     PRETRAINED_DIR,
     THRESHOLD_FILE,
@@ -25,9 +26,10 @@ from .detector import (
 from .errors import UserError
 from .limits import can_create
 from .metrics import best_threshold, binary_report, per_group_accuracy
-from .rundir import run_config
+from .owned import PREDICTIONS_HEADER, check_replaceable
+from .rundir import DATA_FILE, atomic_write_json, run_config
 from .sources import load_sources, per_source, print_sources, sources_root
-from .text import csv_path
+from .text import csv_path, printable
 
 
 def evaluate(
@@ -56,11 +58,13 @@ def evaluate(
     # nothing is ever written inside the installed package: a shipped model's results go to ./evaluate-NAME
     out_dir = Path(out) if out else (Path.cwd() / f"evaluate-{checkpoint.stem}" if shipped else checkpoint.parent)
     check_writable_dir(out_dir, "{out}" if out else "the checkpoint's folder (choose another with {out})")
+    _refuse_out_in_data(out_dir, checkpoint, data_dir)
     read_metrics(out_dir / "metrics.json")  # a damaged one is refused before the work, not after
     detector = Detector.load(checkpoint, threshold, stored_threshold=not choose_threshold)
-    split, data, data_cfg, sources = _split_data(checkpoint, split, data_dir)
+    split, data, data_cfg, sources, skipped = _split_data(checkpoint, split, data_dir)
     if (calibrate or choose_threshold) and split != "val":
         _refuse_fitting_off_val(calibrate)
+    check_replaceable(out_dir / f"eval-{split}" / "predictions.csv", PREDICTIONS_HEADER, "predictions CSV")
     p = detector.predict(data.images, batch_size, tta)
     y = data.labels
     threshold, source = detector.threshold, detector.threshold_source
@@ -70,8 +74,12 @@ def evaluate(
     report.update(split=split, data_dir=str(data_cfg.dir), checkpoint=str(checkpoint), threshold_source=source, tta=tta)
     subjects = np.array([subject_of(x) for x in data.paths])
     report["per_subject"] = per_group_accuracy(y, p, subjects, SUBJECTS, threshold)
+    report["twins"] = twins_in_training(checkpoint, split, data, data_dir if sources is None else None, p, threshold)
     if sources is not None:
         report["per_source"] = per_source(y, p, sources, threshold)
+    report["skipped"] = {
+        name: {"files": len(f), "examples": [printable(x) for x in f[:3]]} for name, f in skipped.items()
+    }
     if calibrate:
         plain = p if tta in (False, "none") else detector.predict(data.images, batch_size, False)
         report["calibration"] = _calibrate(detector, plain, y, out_dir if shipped else None)
@@ -86,10 +94,17 @@ def evaluate(
         report["figures"] = _figures(y, p, data, threshold, eval_dir, report)
     metrics_file = _merge_metrics(out_dir / "metrics.json", split, report)
     print_report(report)
+    print_twins(report["twins"])
     if "per_source" in report:
         print_sources(report["per_source"], int((y == 0).sum()))
     if "robustness" in report:
         print_robustness(report["robustness"])
+    for name, sk in report["skipped"].items():
+        print(
+            f"skipped {sk['files']:,} file(s) of {printable(name)} that do not decode or exceed the caps, e.g. "
+            f"{sk['examples'][0]}: the figures above leave them out",
+            file=sys.stderr,
+        )
     print(f"wrote {metrics_file} (evaluate.{split}) and {eval_dir}/")
     return report
 
@@ -100,8 +115,8 @@ def _split_data(checkpoint: Path, split: str | None, data_dir: str | None):
     'sources', whose images carry the name of their source."""
     if data_dir and split in (None, "test") and (root := sources_root(data_dir)) is not None:
         print(f"split: sources ({root}: REAL/ against each FAKE/<source>/)")
-        data, sources = load_sources(root)
-        return "sources", data, DataConfig(dir=str(root)), sources
+        data, sources, skipped = load_sources(root)
+        return "sources", data, DataConfig(dir=str(root)), sources, skipped
     cfg = run_config(checkpoint)
     data_cfg = cfg.data if cfg else DataConfig()
     if data_dir:
@@ -118,8 +133,68 @@ def _split_data(checkpoint: Path, split: str | None, data_dir: str | None):
                 f"no {data_cfg.dir}/test/{{{{REAL,FAKE}}}}: use {{split}} val, or download the full dataset",
                 options=("split",),
             )
-        return split, load_split(data_cfg, "test"), data_cfg, None
-    return split, load_splits(data_cfg)[split], data_cfg, None
+        return split, load_split(data_cfg, "test"), data_cfg, None, {}
+    return split, load_splits(data_cfg)[split], data_cfg, None, {}
+
+
+def _split_grouped(checkpoint: Path) -> bool:
+    """Whether the run that made ``checkpoint`` kept byte-identical files on one side of its split
+    (its data.json holds a split fingerprint); older runs and the shipped models split file by file."""
+    try:
+        return "split_fingerprint" in json.loads((checkpoint.parent / DATA_FILE).read_text())
+    except (OSError, ValueError, TypeError, RecursionError):
+        return False
+
+
+def twins_in_training(checkpoint: Path, split: str, data, data_dir: str | None, p, threshold: float) -> dict:
+    """How many scored images are byte-identical to an image the run trained on, and the figures without
+    them. On the test split the reference is the whole train folder (validation images were selected
+    on): CIFAKE's official test split has 378 such FAKE files."""
+    cfg = run_config(checkpoint)
+    data_cfg = cfg.data if cfg else DataConfig()
+    if data_dir:
+        data_cfg.dir = data_dir
+    found = training_hashes(data_cfg, _split_grouped(checkpoint)) if data.hashes is not None else None
+    if found is None:
+        return {"checked": False, "why": f"no {data_cfg.dir}/train/{{REAL,FAKE}} to compare with"}
+    reference, against = (
+        (found[0], f"{data_cfg.dir}/train") if split == "test" else (found[1], "the run's training images")
+    )
+    mask = twins(data.hashes, reference)
+    out = {
+        "checked": True,
+        "against": against,
+        "images": int(mask.sum()),
+        "in_training": int(twins(data.hashes, found[1]).sum()),
+    }
+    y = data.labels
+    keep = ~mask
+    if mask.any() and len(np.unique(y[keep])) == 2:
+        r = binary_report(y[keep], p[keep], threshold)
+        out["without"] = {
+            "images": r["images"], "accuracy": r["accuracy"], "roc_auc": r["roc_auc"],
+            "fake_recall": r["fake"]["recall"], "real_recall": r["real"]["recall"],
+        }  # fmt: skip
+    return out
+
+
+def print_twins(t: dict) -> None:
+    if not t["checked"]:
+        print(f"  byte-identical twins in training: not checked ({t['why']})")
+        return
+    if not t["images"]:
+        print(f"  byte-identical twins in training: none (compared with {t['against']})")
+        return
+    line = f"  {t['images']:,} image(s) are byte-identical to one of {t['against']}"
+    if t["against"] != "the run's training images":
+        line += f" ({t['in_training']:,} of them in the run's training images)"
+    print(line)
+    if "without" in t:
+        w = t["without"]
+        print(
+            f"  without them ({w['images']:,} images): accuracy {w['accuracy']:.4f}   ROC AUC {w['roc_auc']:.4f}   "
+            f"FAKE recall {w['fake_recall']:.4f}   REAL recall {w['real_recall']:.4f}"
+        )
 
 
 def _calibrate(detector: Detector, p: np.ndarray, y: np.ndarray, out_dir: Path | None) -> dict:
@@ -135,18 +210,15 @@ def _calibrate(detector: Detector, p: np.ndarray, y: np.ndarray, out_dir: Path |
 
 
 def _write_threshold(out_dir: Path, threshold: float, images: int, checkpoint: Path) -> None:
-    (out_dir / THRESHOLD_FILE).write_text(
-        json.dumps(
-            {
-                "threshold": threshold,
-                "chosen_on": "val",
-                "criterion": "max accuracy",
-                "images": images,
-                "model": checkpoint.name,  # applies to this file only, not to its exports beside it
-            },
-            indent=2,
-        )
-        + "\n"
+    atomic_write_json(
+        out_dir / THRESHOLD_FILE,
+        {
+            "threshold": threshold,
+            "chosen_on": "val",
+            "criterion": "max accuracy",
+            "images": images,
+            "model": checkpoint.name,  # applies to this file only, not to its exports beside it
+        },
     )
 
 
@@ -182,9 +254,7 @@ def _merge_metrics(metrics_file: Path, split: str, report: dict) -> Path:
     """metrics.json gains (or replaces) its evaluate.<split> section; the trainer's figures stay; atomic."""
     existing = read_metrics(metrics_file)
     existing.setdefault("evaluate", {})[split] = report
-    tmp = metrics_file.with_name(".metrics.json.tmp")
-    tmp.write_text(json.dumps(existing, indent=2) + "\n")
-    tmp.replace(metrics_file)
+    atomic_write_json(metrics_file, existing)
     return metrics_file
 
 
@@ -255,6 +325,21 @@ def print_robustness(rob: dict) -> None:
             f"  {name:<16} {r['accuracy']:>8.4f} {r['fake_recall']:>8.4f} {r['real_recall']:>8.4f} {r['roc_auc']:>8.4f}"
         )
     print(f"  worst case: {label(w['operation'], w['level'])} accuracy {w['accuracy']:.4f} (clean {c['accuracy']:.4f})")
+
+
+def _refuse_out_in_data(out_dir: Path, checkpoint: Path, data_dir: str | None) -> None:
+    """Figures and CSVs written inside an image folder would be read as images by the next run."""
+    from .layout import inside_image_folders
+    from .sources import inside_sources
+
+    cfg = run_config(checkpoint)
+    roots = [r for r in (data_dir, cfg.data.dir if cfg else None) if r]
+    if any(inside_image_folders(out_dir, r) or inside_sources(out_dir, r) for r in roots):
+        raise UserError(
+            f"{{out}} {out_dir} is inside the image folders of {roots[0]}: the figures would be read as images "
+            "next time; choose a folder outside them",
+            options=("out",),
+        )
 
 
 def check_writable_dir(folder: Path, what: str) -> None:

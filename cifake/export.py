@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import json
 import shutil
 import sys
 import tempfile
@@ -37,6 +36,7 @@ from .detector import (
 )
 from .errors import UserError
 from .leftovers import remove_dead, temp_name
+from .rundir import atomic_write_json
 from .tfutil import import_tf
 
 CALIBRATION_IMAGES = 512
@@ -297,7 +297,7 @@ def export(
         if out.is_dir():
             shutil.rmtree(out)
         tmp_out.replace(out)
-        card_path(out).write_text(json.dumps(card, indent=2) + "\n")
+        atomic_write_json(card_path(out), card)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     print(f"check: {figures}")

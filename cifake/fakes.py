@@ -27,7 +27,6 @@ with all generators but one and evaluating on that one is the leave-one-generato
 
 from __future__ import annotations
 
-import json
 import shutil
 import time
 from collections.abc import Callable
@@ -36,8 +35,11 @@ from pathlib import Path
 
 import numpy as np
 
+from .data import FAKES_MANIFEST as MANIFEST
+from .data import overlaps, real_path
 from .errors import UserError
 from .progress import duration, say
+from .rundir import atomic_write_json
 
 DIFFUSION_SIGMAS = (
     0.35,
@@ -286,19 +288,36 @@ def jpeg_settings(data_dir: str | Path) -> tuple[dict, int, str]:
         folder = Path(data_dir) / "train" / cls
         for f in sorted(folder.iterdir()) if folder.is_dir() else ():
             if f.suffix.lower() in (".jpg", ".jpeg"):
-                with Image.open(f) as im:
-                    if im.format == "JPEG":
-                        return dict(im.quantization), JpegImagePlugin.get_sampling(im), str(f)
+                try:
+                    with Image.open(f) as im:
+                        if im.format == "JPEG":
+                            return dict(im.quantization), JpegImagePlugin.get_sampling(im), str(f)
+                except Exception:  # noqa: BLE001 - an empty or damaged file: the next one has the tables
+                    continue
     raise UserError(f"no JPEG under {data_dir}/train/{{REAL,FAKE}} to read the quantisation tables from")
 
 
-def write_jpegs(images: np.ndarray, folder: Path, prefix: str, qtables: dict, subsampling: int) -> None:
-    """Write uint8 images as ``prefix_00000.jpg`` ... with the given tables (the format of CIFAKE's files)."""
+def write_jpegs(images: np.ndarray, folder: Path, prefix: str, qtables: dict, subsampling: int, first: int = 0) -> None:
+    """Write uint8 images as ``prefix_00000.jpg`` ... (numbered from ``first``) with the given tables
+    (the format of CIFAKE's files)."""
     from PIL import Image
 
     folder.mkdir(parents=True, exist_ok=True)
-    for i, im in enumerate(images):
+    for i, im in enumerate(images, start=first):
         Image.fromarray(im).save(folder / f"{prefix}_{i:05d}.jpg", "JPEG", qtables=qtables, subsampling=subsampling)
+
+
+class _Scaled:
+    """``images[idx]`` as float32 in [0, 1], converted a slice at a time (never the whole set at once)."""
+
+    def __init__(self, images: np.ndarray, idx: np.ndarray):
+        self.images, self.idx = images, idx
+
+    def __len__(self) -> int:
+        return len(self.idx)
+
+    def __getitem__(self, part: slice) -> np.ndarray:
+        return self.images[self.idx[part]].astype(np.float32) / 255.0
 
 
 def to_uint8(x: np.ndarray) -> np.ndarray:
@@ -315,12 +334,89 @@ def _refuse_taken(out: Path, names: list[str], force: bool) -> None:
         )
 
 
+MAX_IMAGES = 100_000  # fakes per generator and part: about 300 MB of pixels while a chunk is written
+CHUNK = 2_000  # fakes are made and written this many at a time, never all held at once
+
+
+def read_manifest(out: Path) -> dict | None:
+    """``OUT/fakes.json`` as written by cifake fakes, None when absent; anything else is refused."""
+    from .limits import read_json_object
+
+    manifest = out / MANIFEST
+    if not (manifest.exists() or manifest.is_symlink()):
+        return None
+    record = read_json_object(manifest, max_bytes=64 << 20)  # None when damaged
+    if not isinstance(record, dict) or not isinstance(record.get("generators", {}), dict):
+        raise UserError(
+            f"{manifest} is damaged (not the JSON object cifake fakes writes): nothing in {out} was changed; "
+            "restore it, or choose another {out}",
+            options=("out",),
+        )
+    return record
+
+
+def _check_out(out: Path, data_dir: str | Path, force: bool, settings: dict, generators: list[str]) -> dict | None:
+    """Refuse, before any work, an ``OUT`` that would write into the dataset, or replace files that cifake
+    fakes did not write; returns the existing manifest (None for a new folder)."""
+    real = real_path(out)
+    if overlaps(real, real_path(data_dir)):
+        raise UserError(
+            f"{{out}} {out} is, holds or lies inside the dataset {data_dir}: fakes written there would be read "
+            "as the dataset's own images (and its FAKE folders as fakes to add); choose a folder outside it",
+            options=("out",),
+        )
+    record = read_manifest(out)
+    val_real = out / "val" / "REAL"
+    if val_real.is_symlink() or (val_real.exists() and not val_real.is_dir()):
+        raise UserError(
+            f"{val_real} is a link or a file, not a folder cifake fakes wrote: nothing was changed; move it away"
+        )
+    if not val_real.is_dir():
+        return record
+    if record is None:
+        raise UserError(
+            f"{val_real} exists but {out} has no {MANIFEST}: it was not written by cifake fakes and is never "
+            "replaced; choose another {out}",
+            options=("out",),
+        )
+    if all(record.get(k) == v for k, v in settings.items()):
+        return record  # the same copies for the same settings: kept as they are
+    if not force:
+        raise UserError(
+            f"{val_real} holds the validation copies of other settings ({_settings_text(record, settings)}); the "
+            f"evaluation fakes in {out}/val/FAKE were made against them: choose another {{out}}, or add {{force}} "
+            "to replace them",
+            options=("out", "force"),
+        )
+    listed = record.get("val_real_files")
+    present = sorted(p.name for p in val_real.iterdir())
+    if not isinstance(listed, list) or sorted(set(present) - set(listed)):
+        extra = sorted(set(present) - set(listed or []))
+        raise UserError(
+            f"{val_real} holds files cifake fakes did not write ({', '.join(extra[:3]) or 'no list of its own files'}"
+            "); they are never replaced, even with --force: move them away or choose another {out}",
+            options=("out",),
+        )
+    stale = sorted(set(record.get("generators", {})) - set(generators))
+    if stale:
+        raise UserError(
+            f"{out} also holds fakes of {', '.join(stale)} made against the old validation copies: remake them in "
+            "this run ({generators}) or choose another {out}",
+            options=("generators", "out"),
+        )
+    return record
+
+
 def _move_into_place(built: Path, final: Path) -> None:
     """Replace ``final`` with the complete folder ``built``: a folder under OUT is whole or absent."""
     final.parent.mkdir(parents=True, exist_ok=True)
     if final.is_dir():
         shutil.rmtree(final)
     built.rename(final)
+
+
+def _settings_text(record: dict, settings: dict) -> str:
+    return ", ".join(f"{k} {record.get(k)!r} now {v!r}" for k, v in settings.items() if record.get(k) != v)
 
 
 def make_fakes(
@@ -354,7 +450,17 @@ def make_fakes(
             f"unknown generator {unknown[0]!r} in {{generators}}; choose from {', '.join(FAMILIES)}",
             options=("generators",),
         )
+    for n, what in ((train_images, "train_images"), (eval_images, "eval_images"), (fit_images, "fit_images")):
+        if not 1 <= n <= MAX_IMAGES:
+            raise UserError(f"{{{what}}} {n:,}: give 1 to {MAX_IMAGES:,} images per generator", options=(what,))
     out = Path(out)
+    settings = {
+        "data_dir": str(data_cfg.dir),
+        "split_seed": data_cfg.split_seed,
+        "val_fraction": data_cfg.val_fraction,
+        "seed": seed,
+        "val_real": None,  # filled below
+    }
     _refuse_taken(out, generators, force)
     qtables, subsampling, table_file = jpeg_settings(data_cfg.dir)
     try:  # before minutes of decoding and training
@@ -370,31 +476,34 @@ def make_fakes(
     fit_idx = np.sort(rng.choice(len(real_train), min(fit_images, len(real_train)), replace=False))
     fit_x = real_train.images[fit_idx].astype(np.float32) / 255.0
     val_idx = np.sort(rng.choice(len(real_val), min(eval_images, len(real_val)), replace=False))
+    settings["val_real"] = len(val_idx)
+    previous = _check_out(out, data_cfg.dir, force, settings, generators)
+    keep_val_real = previous is not None and all(previous.get(k) == v for k, v in settings.items())
     remove_dead(out / "fakes", "staging")
     staging = temp_name(out / "fakes", "staging")
-    manifest = out / "fakes.json"
+    manifest = out / MANIFEST
+    names = [Path(real_val.paths[i]).name for i in val_idx]
     record = {
-        "data_dir": str(data_cfg.dir),
-        "split_seed": data_cfg.split_seed,
-        "val_fraction": data_cfg.val_fraction,
-        "seed": seed,
+        **settings,
         "jpeg_tables_from": table_file,
         "subsampling": subsampling,
         "fit_images": len(fit_idx),
-        "val_real": len(val_idx),
-        "generators": json.loads(manifest.read_text()).get("generators", {}) if manifest.is_file() else {},
+        "val_real_files": names,
+        "generators": (previous or {}).get("generators", {}) if keep_val_real else {},
     }
     try:
-        (staging / "REAL").mkdir(parents=True)
-        for i in val_idx:
-            shutil.copy2(real_val.paths[i], staging / "REAL" / Path(real_val.paths[i]).name)
-        _move_into_place(staging / "REAL", out / "val" / "REAL")  # the same files for the same seed
+        if not (out / "val" / "REAL").is_dir() or not keep_val_real:
+            (staging / "REAL").mkdir(parents=True)
+            for i, name in zip(val_idx, names, strict=True):
+                shutil.copy2(real_val.paths[i], staging / "REAL" / name)
+            _move_into_place(staging / "REAL", out / "val" / "REAL")
+        atomic_write_json(manifest, record)
         for name in generators:
             record["generators"][name] = _make_one(
                 name, fit_x, real_train, real_val, val_idx, staging, out, qtables, subsampling,
                 train_images=train_images, eval_images=eval_images, epochs=epochs, seed=seed,
             )  # fmt: skip
-            manifest.write_text(json.dumps(record, indent=2) + "\n")  # after each: a record of what is there
+            atomic_write_json(manifest, record)  # after each: what is there
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return record
@@ -431,11 +540,15 @@ def _make_one(
         if fam.reconstructs:
             # training fakes rebuild training images; evaluation fakes rebuild the copied validation REALs
             idx = val_idx if part == "val" else np.sort(gen_rng.choice(len(pool), min(n, len(pool)), replace=False))
-            source = pool.images[idx].astype(np.float32) / 255.0
+            source = _Scaled(pool.images, idx)
             n = len(idx)
-        images = to_uint8(make(n, gen_rng, source))
-        write_jpegs(images, staging / part / name, name, qtables, subsampling)
-        written[part] = len(images)
+        written[part] = 0
+        for start in range(0, n, CHUNK):  # made and written a chunk at a time: memory stays bounded
+            count = min(CHUNK, n - start)
+            chunk = None if source is None else source[start : start + count]
+            images = to_uint8(make(count, gen_rng, chunk))
+            write_jpegs(images, staging / part / name, name, qtables, subsampling, start)
+            written[part] += len(images)
     for part in ("train", "val"):
         _move_into_place(staging / part / name, out / part / "FAKE" / name)
     took = time.perf_counter() - t0

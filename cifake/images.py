@@ -86,6 +86,7 @@ def walk(root: Path, exts: set[str] | tuple[str, ...]) -> tuple[list[str], list[
     files: list[str] = []
     odd: list[tuple[str, str]] = []
     seen: set[tuple[int, int]] = set()
+    above = _folders_above(root)  # a link back to one of these would walk everything above the root
     stack = [root]
     while stack:
         folder = stack.pop()
@@ -100,7 +101,15 @@ def walk(root: Path, exts: set[str] | tuple[str, ...]) -> tuple[list[str], list[
         here = str(folder) != "."  # pathlib's spelling: "name", not "./name", for entries of "."
         for entry in entries:
             path = entry.path if here else entry.name
-            if entry.is_dir():
+            try:
+                is_dir = entry.is_dir()
+                if is_dir and entry.is_symlink() and _inode(path) in above:
+                    odd.append((path, "a link to a folder that holds the one searched: not followed"))
+                    continue
+            except OSError as e:  # a link whose target cannot be looked at (permission, a loop)
+                odd.append((path, f"cannot be looked at ({e.strerror or type(e).__name__})"))
+                continue
+            if is_dir:
                 stack.append(Path(path))
             elif os.path.splitext(entry.name)[1].lower() in exts:
                 if entry.is_file():
@@ -110,6 +119,22 @@ def walk(root: Path, exts: set[str] | tuple[str, ...]) -> tuple[list[str], list[
     # strings, sorted by path components as pathlib sorts them (a/x before a.b/x): 20,000 files in
     # milliseconds, where building and sorting Path objects took a quarter of a second
     return sorted(files, key=_parts), sorted(odd, key=lambda o: _parts(o[0]))
+
+
+def _inode(path: str | Path) -> tuple[int, int]:
+    st = os.stat(path)
+    return st.st_dev, st.st_ino
+
+
+def _folders_above(root: Path) -> set[tuple[int, int]]:
+    """(device, inode) of every folder strictly above ``root`` (resolved), up to ``/``."""
+    out = set()
+    try:
+        for parent in root.resolve().parents:
+            out.add(_inode(parent))
+    except OSError:
+        pass
+    return out
 
 
 def _parts(path: str) -> list[str]:
@@ -178,6 +203,10 @@ def as_batch(images) -> np.ndarray:
 
     if isinstance(images, np.ndarray):
         return _array_batch(images)
+    if isinstance(images, (bytes, bytearray, memoryview)):
+        raise UserError(
+            "cannot score raw bytes: give a path, a PIL image (PIL.Image.open(io.BytesIO(data))) or a uint8 array"
+        )
     if isinstance(images, Image.Image):
         images = [images]
     if isinstance(images, (str, os.PathLike)):
@@ -214,9 +243,20 @@ def _array_batch(arr: np.ndarray) -> np.ndarray:
         arr = arr[None]
     if arr.ndim != 4 or arr.shape[-1] != 3:
         raise UserError(f"expected RGB pixels (H, W, 3) or (N, H, W, 3), got an array of shape {arr.shape}")
+    if arr.shape[1] * arr.shape[2] > limits.max_pixels():  # the cap files get, before any copy or resize
+        raise UserError(
+            f"an image of {arr.shape[2]}x{arr.shape[1]} pixels is over the cap of {limits.max_pixels():,} pixels "
+            "(the same as for files; raise it with --max-megapixels, or limits.set_max_megapixels in Python)"
+        )
     if arr.dtype != np.uint8:
-        if not np.issubdtype(arr.dtype, np.number) or not np.isfinite(arr).all() or arr.min() < 0 or arr.max() > 255:
-            raise UserError(f"expected pixels 0..255 (uint8, or numbers in that range), got {arr.dtype}")
+        real = np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)
+        if not real or not np.isfinite(arr).all() or arr.min() < 0 or arr.max() > 255:
+            raise UserError(f"expected pixels 0..255 (uint8, or real numbers in that range), got {arr.dtype}")
+        if np.issubdtype(arr.dtype, np.floating) and 0 < arr.max() <= 1.0:
+            raise UserError(
+                "got floating-point pixels in [0, 1]; cifake models take 0..255 (multiply by 255 first): read as "
+                "they are, they would be scored as near-black images"
+            )
         arr = np.round(arr).astype(np.uint8)
     if arr.shape[1:3] == (IMAGE_SIZE, IMAGE_SIZE):
         return arr

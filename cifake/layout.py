@@ -15,6 +15,7 @@ from pathlib import Path
 from .cache import CACHE_DIRNAME
 from .data import CLASS_NAMES, IMAGE_EXTENSIONS, list_split, load_decoded
 from .decode import decode_files
+from .dedup import describe
 from .errors import UserError
 from .leftovers import pid_alive
 from .progress import say
@@ -67,30 +68,35 @@ def verify(root: str | Path) -> tuple[list[str], list[str]]:
             else:
                 notes.append(f"{split}/{cls}: {len(images):,} images")
     if paths:
-        bad_paths = decode_and_cache(root, found, paths)
+        bad_paths, hashes = decode_and_cache(root, found, paths)
+        notes.extend(describe(hashes))
         errors.extend(f"{p}: does not decode as an image" for p in bad_paths[:20])
         if len(bad_paths) > 20:
             errors.append(f"... and {len(bad_paths) - 20} more files that do not decode")
     return errors, notes
 
 
-def decode_and_cache(root: str | Path, found: dict, paths: list[str]) -> list[str]:
+def decode_and_cache(root: str | Path, found: dict, paths: list[str]) -> tuple[list[str], dict]:
     """Decode every image once, and keep what the decoding of each complete split produced as its
-    decode cache, so the first ``cifake train`` starts at once instead of decoding it all again."""
+    decode cache, so the first ``cifake train`` starts at once instead of decoding it all again.
+    Returns the bad files and each complete split's content hashes."""
     bad: list[str] = []
+    hashes: dict = {}
     covered: set[str] = set()
     for split, classes in found.items():
         if not all(cls in classes for cls in CLASS_NAMES):
             continue
         split_paths, _ = list_split(root, split)
-        _, split_bad = load_decoded(split_paths, root, cache=True, on_bad_file="skip", progress=len(split_paths) > 5000)
+        _, split_bad, hashes[split] = load_decoded(
+            split_paths, root, cache=True, on_bad_file="skip", progress=len(split_paths) > 5000
+        )
         bad += [split_paths[i] for i in split_bad]
         covered.update(split_paths)
     rest = [p for p in paths if p not in covered]
     if rest:
         _, rest_bad = decode_files(rest, progress=len(rest) > 5000)
         bad += [rest[i] for i in rest_bad]
-    return bad
+    return bad, hashes
 
 
 def is_complete(root: str | Path) -> bool:

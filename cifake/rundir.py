@@ -20,7 +20,9 @@ from .tfutil import import_keras, import_tf
 
 METRICS = ("loss", "accuracy", "precision", "recall", "auc")
 COLUMNS = ("epoch", *METRICS, *(f"val_{m}" for m in METRICS), "lr", "seconds")
-DATA_FILE = "data.json"  # the run's split sizes, written at the start and checked on resume
+DATA_FILE = (
+    "data.json"  # the run's split: sizes, duplicate groups, fingerprint; written at the start, checked on resume
+)
 
 
 def new_run_dir(runs_dir: str | Path, name: str) -> Path:
@@ -48,6 +50,27 @@ def atomic_write_text(path: Path, text: str) -> None:
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)  # a full disk (or any failure) leaves no half file behind
+
+
+def strict(value):
+    """``value`` with every NaN or infinity replaced by None: JSON that a browser's JSON.parse reads
+    (Python's json writes NaN, which is not JSON)."""
+    import math
+
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: strict(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [strict(v) for v in value]
+    if hasattr(value, "item") and getattr(value, "ndim", None) == 0:  # a NumPy scalar
+        return strict(value.item())
+    return value
+
+
+def atomic_write_json(path: Path, value) -> None:
+    """``value`` as strict JSON (``strict``), written atomically."""
+    atomic_write_text(path, json.dumps(strict(value), indent=2, allow_nan=False) + "\n")
 
 
 def atomic_save(model, path: Path) -> None:
@@ -110,21 +133,39 @@ def write_results(path: Path, rows: list[dict[str, float]]) -> None:
 
 
 def write_data_info(run_dir: Path, info: dict) -> None:
-    atomic_write_text(run_dir / DATA_FILE, json.dumps(info, indent=2) + "\n")
+    atomic_write_json(run_dir / DATA_FILE, info)
+
+
+SIZE_KEYS = ("train_images", "val_images", "steps_per_epoch")
 
 
 def check_same_data(run_dir: Path, now: dict) -> None:
-    """Refuse to resume on data of another size: epochs would be counted in the wrong steps."""
+    """Refuse to resume on another split: epochs would be counted in the wrong steps, and images the run
+    trained on could now sit in validation (another data.split_seed, dataset or extra folder)."""
     f = run_dir / DATA_FILE
     if not f.is_file():
         print(f"note: {run_dir} has no {DATA_FILE} (made by an older cifake): data size not checked", file=sys.stderr)
         return
     try:
         saved = json.loads(f.read_text())
-        before = {k: int(saved[k]) for k in now}
-    except (ValueError, KeyError, TypeError, RecursionError):
-        raise UserError(f"{f} is damaged; it records the run's data size, which resume checks") from None
-    if before != now:
+        before = {k: int(saved[k]) for k in SIZE_KEYS}
+        saved_print = saved.get("split_fingerprint")
+    except (ValueError, KeyError, TypeError, AttributeError, RecursionError):
+        raise UserError(f"{f} is damaged; it records the run's split, which resume checks") from None
+    if saved_print is None:
+        raise UserError(
+            f"cannot resume {run_dir}: it was started by an older cifake, which split byte-identical files "
+            "apart (a validation image could have its twin in training); start a new run"
+        )
+    if saved_print != now.get("split_fingerprint"):
+        raise UserError(
+            f"cannot resume {run_dir} on another split: it trained on {before['train_images']:,} train / "
+            f"{before['val_images']:,} val images and data.dir now gives {now['train_images']:,} / "
+            f"{now['val_images']:,}, not the same images ({DATA_FILE} holds the split's fingerprint: data.dir, "
+            "data.split_seed, data.fraction, data.val_fraction, data.extra_* or the dataset's files changed); "
+            "restore them, or start a new run"
+        )
+    if before != {k: now[k] for k in SIZE_KEYS}:
         raise UserError(
             f"cannot resume {run_dir} on different data: the run trained on {before['train_images']:,} train / "
             f"{before['val_images']:,} val images, data.dir now gives {now['train_images']:,} / {now['val_images']:,}; "

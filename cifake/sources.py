@@ -16,8 +16,9 @@ import numpy as np
 from .data import IMAGE_EXTENSIONS, Split, image_files, load_decoded
 from .errors import UserError
 from .metrics import roc_auc
+from .text import printable
 
-LOOSE = "FAKE"  # the source name of images directly in FAKE/, not in a subfolder
+LOOSE = "FAKE/*"  # the source of images directly in FAKE/: a name no subfolder can have (it holds a '/')
 
 
 def sources_root(data_dir: str | Path) -> Path | None:
@@ -29,8 +30,22 @@ def sources_root(data_dir: str | Path) -> Path | None:
     return None
 
 
-def load_sources(root: Path, progress: bool = True) -> tuple[Split, np.ndarray]:
-    """(every REAL and FAKE image under ``root`` as one Split, the source of each: 'REAL' or a FAKE subfolder)."""
+def inside_sources(path: str | Path, data_dir: str | Path) -> bool:
+    """Whether ``path`` is (inside) the REAL/ or FAKE/ folder of a per-source layout at ``data_dir``."""
+    root = sources_root(data_dir)
+    if root is None:
+        return False
+    target = Path(path).resolve()
+    return any(target == f or f in target.parents for f in ((root / "REAL").resolve(), (root / "FAKE").resolve()))
+
+
+def load_sources(root: Path, progress: bool = True) -> tuple[Split, np.ndarray, dict[str, list[str]]]:
+    """(every REAL and FAKE image under ``root`` that decodes, as one Split; the source of each: 'REAL'
+    for REAL/, else its FAKE subfolder's name; {source: files skipped as undecodable or over the caps}).
+
+    A FAKE subfolder may have any name, REAL and FAKE included: labels, not names, say which images
+    are REAL. A source none of whose files decode is refused: its row would be a figure of nothing.
+    """
     groups = [("REAL", 0, image_files(root / "REAL"))]
     fake = root / "FAKE"
     loose = sorted(str(p) for p in fake.iterdir() if p.is_file() and p.name.lower().endswith(IMAGE_EXTENSIONS))
@@ -40,20 +55,30 @@ def load_sources(root: Path, progress: bool = True) -> tuple[Split, np.ndarray]:
         groups.append((sub.name, 1, image_files(sub)))
     paths = [p for _, _, files in groups for p in files]
     labels = np.concatenate([np.full(len(files), label, np.int32) for _, label, files in groups])
-    names = np.array([name for name, _, files in groups for _ in files])
+    names = np.array([name for name, _, files in groups for _ in files], dtype=object)
     if not (labels == 0).any() or not (labels == 1).any():
         raise UserError(f"{root} needs images in REAL/ and in FAKE/<source>/ to compare sources")
-    images, bad = load_decoded(paths, root, cache=False, on_bad_file="skip", progress=progress)
+    images, bad, hashes = load_decoded(paths, root, cache=False, on_bad_file="skip", progress=progress)
+    skipped: dict[str, list[str]] = {}
+    for i in bad:
+        skipped.setdefault(str(names[i]), []).append(paths[i])
+    for name, label, files in groups:
+        if files and len(skipped.get(name, ())) == len(files):
+            where = root / "REAL" if label == 0 else (fake if name == LOOSE else fake / name)
+            raise UserError(
+                f"none of the {len(files):,} file(s) of {printable(str(where))} decode as images (e.g. "
+                f"{printable(files[0])}): no figure can be given for it; remove or replace them"
+            )
     good = np.setdiff1d(np.arange(len(paths)), bad)
-    return Split(images[good], labels[good], [paths[i] for i in good]), names[good]
+    return Split(images[good], labels[good], [paths[i] for i in good], hashes[good]), names[good], skipped
 
 
 def per_source(y: np.ndarray, p: np.ndarray, sources: np.ndarray, threshold: float) -> dict[str, dict]:
     """For each FAKE source: its images, FAKE recall, and accuracy and ROC AUC on it plus all REAL images."""
-    real = sources == "REAL"
+    real = np.asarray(y) == 0
     out = {}
     for name in sorted(set(sources[~real].tolist())):
-        mine = sources == name
+        mine = (sources == name) & ~real
         both = real | mine
         out[name] = {
             "images": int(mine.sum()),
@@ -69,5 +94,5 @@ def print_sources(rows: dict[str, dict], real_images: int) -> None:
     print(f"  {'source':<18} {'images':>7} {'FAKE rec':>8} {'accuracy':>8} {'ROC AUC':>8}")
     for name, r in rows.items():
         print(
-            f"  {name[:18]:<18} {r['images']:>7,} {r['fake_recall']:>8.4f} {r['accuracy']:>8.4f} {r['roc_auc']:>8.4f}"
+            f"  {printable(name)[:18]:<18} {r['images']:>7,} {r['fake_recall']:>8.4f} {r['accuracy']:>8.4f} {r['roc_auc']:>8.4f}"
         )

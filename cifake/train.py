@@ -11,7 +11,6 @@ written last and marks the run finished.
 from __future__ import annotations
 
 import importlib.util
-import json
 import math
 import shutil
 import sys
@@ -29,6 +28,7 @@ from .rundir import (
     COLUMNS,
     METRICS,
     atomic_save,
+    atomic_write_json,
     atomic_write_text,
     check_same_data,
     new_run_dir,
@@ -322,7 +322,7 @@ def _train(cfg: Config, run_dir, resume: bool, config_changed: bool, cluster, sc
 
 def _load_data(cfg: Config):
     """(train split, val split, data info for data.json); Ctrl-C here leaves nothing written."""
-    from .data import load_splits
+    from .data import load_splits, split_info
 
     try:
         splits = load_splits(cfg.data)
@@ -331,11 +331,7 @@ def _load_data(cfg: Config):
         raise
     train_split, val_split = splits["train"], splits["val"]
     steps = math.ceil(len(train_split) / cfg.train.batch_size)
-    return (
-        train_split,
-        val_split,
-        {"train_images": len(train_split), "val_images": len(val_split), "steps_per_epoch": steps},
-    )
+    return train_split, val_split, {**split_info(splits), "steps_per_epoch": steps}
 
 
 def _model_and_history(cfg: Config, resume_dir: Path | None, train_split, steps: int, scratch: Path | None):
@@ -509,7 +505,7 @@ def finish(run_dir: Path, val_split, cfg: Config, rows: list[dict[str, float]]) 
         training_curves(rows, run_dir / "curves.png", cfg.train.monitor)
     except Exception as e:  # noqa: BLE001 - a figure must not lose a finished run
         print(f"warning: could not draw curves.png ({e})", file=sys.stderr)
-    atomic_write_text(run_dir / "metrics.json", json.dumps(metrics, indent=2) + "\n")
+    atomic_write_json(run_dir / "metrics.json", metrics)
     return metrics
 
 

@@ -53,12 +53,15 @@ def add_arguments(p) -> None:
     add_scoring_args(p)
 
 
+EXIT_SOME_UNREADABLE = 3  # as cifake predict: the figures stand, but some files were left out
+
+
 def run(args) -> int:
     import sys
 
     from ..evaluate import evaluate
 
-    evaluate(
+    report = evaluate(
         args.checkpoint,
         split=args.split,
         data_dir=args.data_dir,
@@ -72,4 +75,4 @@ def run(args) -> int:
         calibrate=args.calibrate,
     )
     sys.stdout.flush()
-    return 0
+    return EXIT_SOME_UNREADABLE if report["skipped"] else 0

@@ -74,6 +74,7 @@ def check_out_is_not_an_input(out: Path, files: list[str], model: Path) -> None:
 
     from ..detector import files_read_with
     from ..errors import UserError
+    from ..owned import PREDICTIONS_HEADER, check_replaceable
 
     target = out.resolve()
     if out.exists():  # a file that does not exist yet cannot be an input; one that does is compared by inode
@@ -87,6 +88,7 @@ def check_out_is_not_an_input(out: Path, files: list[str], model: Path) -> None:
                 raise UserError(f"--out {out} is one of the images being scored; choose another file name")
     if target in files_read_with(model):
         raise UserError(f"--out {out} is the model or a file it reads ({model.name}); choose another file name")
+    check_replaceable(out, PREDICTIONS_HEADER, "predictions CSV", "out")  # any other file not of our writing
 
 
 def run(args) -> int:
