@@ -442,9 +442,8 @@ def test_load_detector_checks_its_threshold(bad):
 
 
 def test_arrays_are_bounded_and_read_as_pixels(monkeypatch):
-    from cifake.images import as_batch
-
     from cifake import limits
+    from cifake.images import as_batch
 
     monkeypatch.setattr(limits, "_max_pixels", 10_000)
     with pytest.raises(UserError, match="over the cap"):  # refused before any copy or resize
