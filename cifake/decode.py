@@ -65,6 +65,35 @@ def pil_decode(path: str) -> np.ndarray | None:
         return None
 
 
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def png_checksums(data: bytes) -> tuple[bytes, str]:
+    """libpng's checksum policy, which training's decoder (TensorFlow) follows, for Pillow to follow too:
+    (the bytes to decode, why not). A critical chunk (IHDR, PLTE, IDAT, IEND: upper-case first letter)
+    that fails its CRC makes the file damaged (Pillow alone would decode a bad IDAT); an ancillary one
+    (text, colour profile, ...) is repaired (Pillow alone would refuse the whole file)."""
+    import struct
+    import zlib
+
+    if not data.startswith(PNG_SIGNATURE):
+        return data, ""
+    out, pos, repaired = bytearray(data), len(PNG_SIGNATURE), False
+    while pos + 12 <= len(data):
+        (length,) = struct.unpack(">I", data[pos : pos + 4])
+        end = pos + 8 + length
+        if end + 4 > len(data):
+            break  # truncated: the decoder says so
+        kind = data[pos + 4 : pos + 8]
+        crc = zlib.crc32(data[pos + 4 : end]) & 0xFFFFFFFF
+        if struct.unpack(">I", data[end : end + 4])[0] != crc:
+            if kind[:1].isupper():
+                return b"", f"a damaged PNG: its {kind.decode('latin-1')} chunk fails its checksum"
+            out[end : end + 4], repaired = struct.pack(">I", crc), True
+        pos = end + 4
+    return (bytes(out) if repaired else data), ""
+
+
 # Pillow modes whose values have no fixed range (32-bit float or integer samples): converting them to
 # 8-bit clips everything to black or white, which would then be scored as if it were a photo.
 AMBIGUOUS_MODES = {"F": "32-bit floating-point", "I": "32-bit integer"}

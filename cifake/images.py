@@ -157,7 +157,10 @@ def read_image(path: str) -> tuple[np.ndarray | None, str, tuple[int, int]]:
     """
     if why := limits.file_size_problem(path):
         return None, why, (0, 0)
-    im, header = limits.open_header(path)
+    source = _png_checked(path)
+    if isinstance(source, str):
+        return None, source, (0, 0)
+    im, header = limits.open_header(source)
     if im is None:
         why = limits.size_problem(*header[:2]) if header else None
         return None, why or "not an image this tool can read", (0, 0)
@@ -171,6 +174,26 @@ def read_image(path: str) -> tuple[np.ndarray | None, str, tuple[int, int]]:
         except Exception:  # noqa: BLE001 - any failure while decoding means unreadable
             return None, "not an image this tool can read", size
     return arr, why, size
+
+
+def _png_checked(path: str):
+    """``path``, or for a PNG with a repaired ancillary checksum its bytes (``decode.png_checksums``),
+    or why a damaged PNG is not read."""
+    import io
+
+    from .decode import PNG_SIGNATURE, png_checksums
+
+    try:
+        with open(path, "rb") as f:
+            if f.read(len(PNG_SIGNATURE)) != PNG_SIGNATURE:
+                return path
+            data = PNG_SIGNATURE + f.read()
+    except OSError:
+        return path  # the open below says why
+    fixed, why = png_checksums(data)
+    if why:
+        return why
+    return path if fixed is data else io.BytesIO(fixed)
 
 
 def load_images(files: list[str]) -> Loaded:

@@ -82,7 +82,7 @@ def open_header(path: str | bytes | os.PathLike):
         try:
             im = Image.open(path)
         except (UnidentifiedImageError, OSError, ValueError, SyntaxError, struct.error):
-            raw = raw_dimensions(path)
+            raw = raw_dimensions(path) if isinstance(path, str | bytes | os.PathLike) else None
             return None, ((*raw, 1) if raw else None)
         finally:
             Image.MAX_IMAGE_PIXELS = saved
@@ -91,7 +91,7 @@ def open_header(path: str | bytes | os.PathLike):
         orientation = im.getexif().get(EXIF_ORIENTATION, 1) if "exif" in im.info or im.format == "TIFF" else 1
     except (OSError, ValueError, SyntaxError, struct.error):
         im.close()
-        raw = raw_dimensions(path)
+        raw = raw_dimensions(path) if isinstance(path, str | bytes | os.PathLike) else None
         return None, ((*raw, 1) if raw else None)
     return im, (width, height, orientation if isinstance(orientation, int) and 1 <= orientation <= 8 else 1)
 

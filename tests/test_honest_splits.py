@@ -487,3 +487,39 @@ def test_cifake_train_split_duplicates_and_the_default_split(tmp_path):
     tr, va = stratified_split(labels, 0.1, 42, hashes)
     assert not set(hashes[tr].tolist()) & set(hashes[va].tolist())
     assert len(va) == 10_000 + 163
+
+
+def _png_with_bad_crc(path: Path, chunk: bytes) -> np.ndarray:
+    import io
+    import struct
+
+    from PIL import PngImagePlugin
+
+    pixels = np.random.default_rng(0).integers(0, 255, (32, 32, 3), dtype=np.uint8)
+    info = PngImagePlugin.PngInfo()
+    info.add_text("Comment", "hello")
+    buf = io.BytesIO()
+    Image.fromarray(pixels).save(buf, "PNG", pnginfo=info)
+    data = bytearray(buf.getvalue())
+    i = data.find(chunk)
+    (length,) = struct.unpack(">I", data[i - 4 : i])
+    data[i + 4 + length] ^= 0xFF
+    path.write_bytes(bytes(data))
+    return pixels
+
+
+@pytest.mark.parametrize("chunk,readable", [(b"tEXt", True), (b"IDAT", False)])
+def test_png_checksums_follow_one_policy_in_training_and_scoring(tmp_path, chunk, readable):
+    """libpng's policy in both decoders: a bad ancillary CRC is ignored, a bad critical one is damage."""
+    from cifake.decode import decode_files
+    from cifake.images import read_image
+
+    f = tmp_path / "x.png"
+    pixels = _png_with_bad_crc(f, chunk)
+    arr, why, _ = read_image(str(f))
+    images, bad = decode_files([str(f)])
+    assert (arr is not None) == readable == (bad == [])
+    if readable:
+        assert (arr == pixels).all() and (images[0] == pixels).all()
+    else:
+        assert "fails its checksum" in why
