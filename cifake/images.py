@@ -157,9 +157,9 @@ def read_image(path: str) -> tuple[np.ndarray | None, str, tuple[int, int]]:
     """
     if why := limits.file_size_problem(path):
         return None, why, (0, 0)
-    source = _png_checked(path)
-    if isinstance(source, str):
-        return None, source, (0, 0)
+    source, why = _png_checked(path)
+    if why:
+        return None, why, (0, 0)
     im, header = limits.open_header(source)
     if im is None:
         why = limits.size_problem(*header[:2]) if header else None
@@ -177,8 +177,8 @@ def read_image(path: str) -> tuple[np.ndarray | None, str, tuple[int, int]]:
 
 
 def _png_checked(path: str):
-    """``path``, or for a PNG with a repaired ancillary checksum its bytes (``decode.png_checksums``),
-    or why a damaged PNG is not read."""
+    """(``path``, or for a PNG with a repaired ancillary checksum its bytes (``decode.png_checksums``);
+    why a damaged PNG is not read, or "")."""
     import io
 
     from .decode import PNG_SIGNATURE, png_checksums
@@ -186,14 +186,14 @@ def _png_checked(path: str):
     try:
         with open(path, "rb") as f:
             if f.read(len(PNG_SIGNATURE)) != PNG_SIGNATURE:
-                return path
+                return path, ""
             data = PNG_SIGNATURE + f.read()
     except OSError:
-        return path  # the open below says why
+        return path, ""  # the open that follows says why
     fixed, why = png_checksums(data)
     if why:
-        return why
-    return path if fixed is data else io.BytesIO(fixed)
+        return path, why
+    return (path if fixed is data else io.BytesIO(fixed)), ""
 
 
 def load_images(files: list[str]) -> Loaded:
