@@ -85,7 +85,10 @@ def augmented(x: np.ndarray, epoch: int, coins: np.ndarray, shift: int, rng) -> 
     return out
 
 
-def train_one(name: str, config: str, overrides: list[str], data, out: Path, *, policy: str, shift: int, save: bool):
+def train_one(
+    name: str, config: str, overrides: list[str], data, out: Path, *, policy: str, shift: int, save: bool,
+    on_gpu: bool = False,
+):  # fmt: skip
     import keras
 
     from cifake.config import load_config
@@ -115,7 +118,10 @@ def train_one(name: str, config: str, overrides: list[str], data, out: Path, *, 
         def get_config(self):
             return {}
 
-    opt = keras.optimizers.AdamW(Triangle(), weight_decay=t.weight_decay)
+    ema = {"use_ema": True, "ema_momentum": t.ema} if t.ema else {}
+    opt = keras.optimizers.AdamW(Triangle(), weight_decay=t.weight_decay, **ema)
+    if on_gpu:
+        return _fit_on_device(name, model, opt, cfg, x_tr, y_tr, x_va, y_va, shift, policy, overrides, config)
     model.compile(
         optimizer=opt,
         loss=keras.losses.BinaryCrossentropy(label_smoothing=t.label_smoothing),
@@ -156,12 +162,70 @@ def train_one(name: str, config: str, overrides: list[str], data, out: Path, *, 
     return row, model
 
 
+def _fit_on_device(name, model, opt, cfg, x_tr, y_tr, x_va, y_va, shift, policy, overrides, config):
+    """One ``fit`` over all epochs with the augmentation as layers on the device (random flips, and
+    whole-pixel translations: nearest neighbour, reflected borders), so the GPU is not left waiting for
+    NumPy; train.ema's average is swapped in by Keras at the end of the fit."""
+    import keras
+
+    t = cfg.train
+    inp = keras.Input((32, 32, 3))
+    x = keras.layers.RandomFlip("horizontal", seed=t.seed)(inp)
+    if shift:
+        x = keras.layers.RandomTranslation(
+            shift / 32, shift / 32, fill_mode="reflect", interpolation="nearest", seed=t.seed
+        )(x)
+    trainer = keras.Model(inp, model(x))
+    trainer.compile(
+        optimizer=opt,
+        loss=keras.losses.BinaryCrossentropy(label_smoothing=t.label_smoothing),
+        metrics=[keras.metrics.BinaryAccuracy(name="accuracy")],
+    )
+    times = []
+
+    class Clock(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            self.t = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None):  # a line per epoch: a run cut off still shows its pace
+            times.append(time.perf_counter() - self.t)
+            print(
+                f"[{name}] epoch {epoch + 1}/{t.epochs} acc {logs.get('accuracy', 0):.4f} {times[-1]:.1f}s", flush=True
+            )
+
+    t0 = time.perf_counter()
+    h = trainer.fit(x_tr, y_tr, batch_size=t.batch_size, epochs=t.epochs, shuffle=True, verbose=0, callbacks=[Clock()])
+    train_s = time.perf_counter() - t0
+    p = model.predict(x_va, batch_size=2048, verbose=0).ravel()
+    acc = float(((p >= 0.5) == (y_va == 1)).mean())
+    print(f"[{name}] final train acc {h.history['accuracy'][-1]:.4f}; val accuracy {acc:.4f}; {train_s:.1f}s "
+          f"(first epoch {times[0]:.1f}s, then {np.median(times[1:]):.2f}s)", flush=True)  # fmt: skip
+    return {
+        "name": name, "config": config, "overrides": overrides, "policy": policy, "shift": shift, "on_device": True,
+        "params": int(model.count_params()), "train_seconds": train_s, "first_epoch_seconds": times[0],
+        "later_epoch_seconds": float(np.median(times[1:])), "train_accuracy": float(h.history["accuracy"][-1]),
+        "val_images": len(y_va), "val_accuracy": acc,
+        "val_real_called_fake": float((p[y_va == 0] >= 0.5).mean()), "val_fake_recall": float((p[y_va == 1] >= 0.5).mean()),
+    }, model  # fmt: skip
+
+
+LEVERS = ["model.filters=[64,128,256]", "train.epochs=40", "train.batch_size=512", "train.lr=6e-3"]
+LEVER_PLAN = [  # (name, overrides beyond LEVERS): each lever alone against the first
+    ("mid_device_aug", []),
+    ("mid_wd5e-3", ["train.weight_decay=5e-3"]),
+    ("mid_ema", ["train.ema=0.999"]),
+    ("mid_dropout", ["model.dropout=0.3"]),
+    ("mid_ls0", ["train.label_smoothing=0.0"]),
+]
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--pack", default=".gpu/pack")
     ap.add_argument("--out", default=os.environ.get("OUT", "gpu-out"))
     ap.add_argument("--budget", type=float, default=420, help="seconds; later runs are skipped past it")
     ap.add_argument("--quick", type=int, default=0, help="use only this many images (a dry run on a CPU)")
+    ap.add_argument("--plan", choices=("check", "levers"), default="check", help="levers: LEVER_PLAN, one at a time")
     args = ap.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -203,12 +267,17 @@ def main() -> int:
         ("mid_40ep", "configs/small_cnn.yaml", mid + e, auto, 2, True),
         ("wide_80ep", "configs/small_cnn.yaml", [*wide[:1], "train.epochs=80", *wide[2:], *e], auto, 2, True),
     ]
+    if args.plan == "levers":
+        plan = [(n, "configs/small_cnn.yaml", [*LEVERS, *o, *e], auto, 2, False) for n, o in LEVER_PLAN]
     for name, config, overrides, policy, shift, keep_model in plan:
         if time.perf_counter() - started > args.budget:
             results["errors"].append(f"{name}: skipped, past the {args.budget:.0f}s budget")
             continue
         try:
-            row, model = train_one(name, config, overrides, data, out, policy=policy, shift=shift, save=keep_model)
+            row, model = train_one(
+                name, config, overrides, data, out, policy=policy, shift=shift, save=keep_model,
+                on_gpu=args.plan == "levers",
+            )  # fmt: skip
             results["runs"].append(row)
             if name.startswith("wide"):  # the teacher: P(FAKE) on every image, mean of the image and its mirror
                 p = (model.predict(images, batch_size=4096, verbose=0).ravel()
