@@ -83,6 +83,7 @@ def main() -> int:
         rows.append(("billion-laughs YAML (9 levels of 10 aliases)", code, s, mb, said[:150]))
 
         rows += second_round(t)
+        rows += third_round(t)
 
     print(f"{'probe':<48} {'exit':>4} {'seconds':>8} {'peak RSS':>9}  what it said")
     for name, code, s, mb, said in rows:
@@ -169,6 +170,70 @@ def second_round(t: Path) -> list[tuple]:
     (model_dir / "threshold.json").write_text("[" * 30_000 + "]" * 30_000)
     code, s, mb, said = run(["predict", str(plain), "--model", str(model_dir / "best.keras")])
     rows.append(("threshold.json nested 30,000 deep", code, s, mb, said[:150]))
+    return rows
+
+
+def third_round(t: Path) -> list[tuple]:
+    """Honest splits and other people's files: leaks into training, outputs onto files cifake did not
+    write, per-source evaluation that once reported wrong figures with exit 0."""
+    import shutil
+
+    from tests.conftest import make_dataset
+
+    rows = []
+    repo = Path(__file__).resolve().parents[1]
+    data = make_dataset(t / "ds", per_class=30, splits=("train", "test"))
+    train = ["train", "--config", str(repo / "configs/smoke.yaml"), f"data.dir={data}", "data.fraction=1.0"]
+    train += [f"train.runs_dir={t / 'runs'}", "train.epochs=1", "data.val_fraction=0.25"]
+    for what, override in (
+        ("data.extra_fake=[DATA/train/REAL]", f"data.extra_fake=[{data}/train/REAL]"),
+        ("data.extra_real=[DATA/test/REAL]", f"data.extra_real=[{data}/test/REAL]"),
+        ("data.extra_fake=[the dataset root]", f"data.extra_fake=[{data}]"),
+    ):
+        code, s, mb, said = run([*train, override])
+        rows.append((what, code, s, mb, f"{said[:100]} | runs written: {(t / 'runs').exists()}"))
+    copies = t / "copies"
+    copies.mkdir()
+    for f in sorted((data / "test" / "FAKE").iterdir())[:3]:
+        Image.open(f).save(copies / (f.stem + ".png"))  # test images saved again: other bytes, same pixels
+    code, s, mb, said = run([*train, f"data.extra_fake=[{copies}]"])
+    rows.append(("extra folder of test images re-saved as PNG", code, s, mb, said[:150]))
+
+    code, s, mb, said = run(["fakes", "--data-dir", str(data), "--out", str(data), "--val-fraction", "0.25"])
+    rows.append(("fakes --out onto the dataset", code, s, mb, f"{said[:100]} | val/ made: {(data / 'val').exists()}"))
+    mine = t / "mine"
+    (mine / "val" / "REAL").mkdir(parents=True)
+    (mine / "val" / "REAL" / "notes.txt").write_text("mine")
+    code, s, mb, said = run(["fakes", "--data-dir", str(data), "--out", str(mine), "--val-fraction", "0.25"])
+    kept = (mine / "val" / "REAL" / "notes.txt").is_file()
+    rows.append(("fakes --out DIR whose val/REAL is the user's", code, s, mb, f"{said[:100]} | kept: {kept}"))
+
+    notes = t / "notes.txt"
+    notes.write_text("my notes")
+    code, s, mb, said = run(["predict", str(t / "plain.png"), "--out", str(notes)])
+    rows.append(
+        ("predict --out onto notes.txt", code, s, mb, f"{said[:100]} | kept: {notes.read_text() == 'my notes'}")
+    )
+
+    code, s, mb, said = run([*train, "--name", "r"])
+    run_dir = t / "runs" / "r"
+    (run_dir / "metrics.json").unlink()  # as if killed
+    cfg = run_dir / "config.yaml"
+    cfg.write_text(cfg.read_text().replace("split_seed: 42", "split_seed: 7"))
+    code, s, mb, said = run(["train", "--resume", str(run_dir), "train.epochs=2"])
+    rows.append(("resume after split_seed edited in config.yaml", code, s, mb, said[:150]))
+
+    src = t / "sources"
+    for folder in ("REAL", "FAKE/REAL", "FAKE/gan"):
+        (src / folder).mkdir(parents=True)
+        for f in sorted((data / "test" / ("REAL" if folder == "REAL" else "FAKE")).iterdir())[:10]:
+            shutil.copyfile(f, src / folder / f.name)
+    (src / "FAKE" / "gan" / "broken.jpg").write_bytes(b"\xff\xd8 not a jpeg")
+    code, s, mb, said = run(["evaluate", str(run_dir), "--data-dir", str(src), "--out", str(t / "ev"), "--no-plots"])
+    strict = "NaN" not in (t / "ev" / "metrics.json").read_text() if (t / "ev" / "metrics.json").exists() else None
+    rows.append(
+        ("sources: FAKE/REAL folder + an undecodable file", code, s, mb, f"{said[:100]} | strict JSON: {strict}")
+    )
     return rows
 
 
