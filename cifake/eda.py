@@ -21,6 +21,7 @@ import numpy as np
 
 from .config import DataConfig
 from .data import CLASS_NAMES, SUBJECTS, Split, load_split, subject_of
+from .dedup import describe
 from .errors import UserError
 from .text import csv_path, printable
 
@@ -95,6 +96,7 @@ def report(data_dir: str | Path, out: str | Path, samples: int = 32) -> Path:
         *count_lines(splits),
         *figure_lines(),
         *duplicate_lines(exact, near),
+        *(f"- {line}" for line in describe({n: s.hashes for n, s in splits.items() if s.hashes is not None})),
     ]
     path = out / "report.md"
     path.write_text("\n".join(lines) + "\n")

@@ -523,3 +523,45 @@ def test_png_checksums_follow_one_policy_in_training_and_scoring(tmp_path, chunk
         assert (arr == pixels).all() and (images[0] == pixels).all()
     else:
         assert "fails its checksum" in why
+
+
+def test_eda_reports_test_files_with_a_twin_in_train(tmp_path):
+    data = make_dataset(tmp_path / "d", per_class=20, splits=("train", "test"))
+    f = sorted((data / "train" / "FAKE").iterdir())[0]
+    shutil.copyfile(f, data / "test" / "FAKE" / "dup.jpg")
+    assert main(["eda", "--data-dir", str(data), "--out", str(tmp_path / "eda")]) == 0
+    report = (tmp_path / "eda" / "report.md").read_text()
+    assert "test: 1 file(s) byte-identical to a train file" in report
+
+
+def test_a_link_that_cannot_be_looked_at_is_skipped_not_a_traceback(tmp_path, monkeypatch):
+    """As a user (not root) meets it: a link into a folder it may not enter raises PermissionError."""
+    import os
+
+    from cifake import images
+
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    Image.fromarray(synth_image(np.random.default_rng(0), False)).save(folder / "a.png")
+    (folder / "locked").symlink_to(tmp_path / "private")
+    real_scandir = os.scandir
+
+    class Locked:
+        def __init__(self, entry):
+            self.entry, self.name, self.path = entry, entry.name, entry.path
+
+        def is_dir(self):
+            if self.name == "locked":
+                raise PermissionError(13, "Permission denied")
+            return self.entry.is_dir()
+
+        def is_file(self):
+            return self.entry.is_file()
+
+        def is_symlink(self):
+            return self.entry.is_symlink()
+
+    monkeypatch.setattr(images.os, "scandir", lambda p: [Locked(e) for e in real_scandir(p)])
+    files, odd = images.walk(folder, (".png",))
+    assert files == [str(folder / "a.png")]
+    assert [(Path(p).name, why) for p, why in odd] == [("locked", "cannot be looked at (Permission denied)")]
