@@ -14,6 +14,8 @@ import time
 from .tfutil import import_keras
 
 QUIET_SECONDS = 2.0  # without a terminal, progress lines at least this far apart
+ESTIMATE_WARM_STEPS = 5  # steps left out of the run's time estimate: tracing and the first allocations
+ESTIMATE_SECONDS = 15.0  # the estimate is printed once this much of steady training has been timed
 
 
 def duration(seconds: float) -> str:
@@ -33,7 +35,10 @@ def progress_callback(steps: int, epochs: int, tty: bool | None = None):
     tty = sys.stdout.isatty() if tty is None else tty
 
     class Progress(keras.callbacks.Callback):
+        estimate = RunEstimate(steps, epochs)
+
         def on_epoch_begin(self, epoch, logs=None):
+            self.estimate.epoch_begins(epoch)
             self.epoch, self.t0, self.next_tenth = epoch, time.perf_counter(), 1
             self.last = self.t0
             self.bar = None
@@ -46,6 +51,8 @@ def progress_callback(steps: int, epochs: int, tty: bool | None = None):
 
         def on_train_batch_end(self, batch, logs=None):
             done = batch + 1
+            if (line := self.estimate.step_done(done)) is not None:
+                (self.bar.write if self.bar is not None else print)(line)
             if self.bar is not None:
                 self.bar.update(done - self.bar.n)
                 if done == steps:
@@ -73,3 +80,40 @@ def progress_callback(steps: int, epochs: int, tty: bool | None = None):
 def say(msg: str) -> None:
     """A status line of a long command, on stderr (stdout stays for results), at once."""
     print(msg, file=sys.stderr, flush=True)
+
+
+class RunEstimate:
+    """The whole run's remaining time, said once within the first minute: the pace of the first
+    epoch's steady steps (after ``ESTIMATE_WARM_STEPS``), timed over ``ESTIMATE_SECONDS`` or a tenth
+    of an epoch, whichever comes first, times the steps left. Validation passes are not counted."""
+
+    def __init__(self, steps: int, epochs: int):
+        self.steps, self.epochs = steps, epochs
+        self.epoch, self.t_warm, self.done = 0, None, False
+
+    def epoch_begins(self, epoch: int) -> None:
+        if self.t_warm is not None and not self.done:
+            self.done = True  # an epoch too short to time: its epoch line says how long it took
+        self.epoch = epoch
+
+    def step_done(self, step: int) -> str | None:
+        """The estimate's line at the step where it is ready; None before and after."""
+        if self.done or self.steps <= ESTIMATE_WARM_STEPS + 1:
+            return None
+        now = time.perf_counter()
+        if step == ESTIMATE_WARM_STEPS:
+            self.t_warm = now
+            return None
+        if self.t_warm is None or step <= ESTIMATE_WARM_STEPS:
+            return None
+        timed = step - ESTIMATE_WARM_STEPS
+        if now - self.t_warm < ESTIMATE_SECONDS and timed < max(10, self.steps // 10) and step < self.steps:
+            return None
+        self.done = True
+        per_step = (now - self.t_warm) / timed
+        left = (self.epochs - self.epoch) * self.steps - step
+        return (
+            f"estimate: about {duration(per_step * left)} of training left on this machine for the "
+            f"{self.epochs - self.epoch} epoch(s) to go ({per_step * 1000:.0f} ms a step over steps "
+            f"{ESTIMATE_WARM_STEPS + 1}-{step}; validation passes come on top)"
+        )

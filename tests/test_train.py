@@ -189,3 +189,29 @@ def test_model_init_starts_from_another_runs_weights(data_dir, tmp_path, capsys)
     assert main(_args(data_dir, runs, f"model.init={runs / 'a'}", "model.filters=[8]", "--name", "c")) == 2
     assert "another architecture" in capsys.readouterr().err
     assert not (runs / "c").exists()
+
+
+def test_the_run_estimate_comes_once_early_from_steady_steps(monkeypatch):
+    """Said within the first epoch, from the pace after the warm-up steps, for every step left."""
+    from cifake import progress
+
+    clock = iter(range(10_000))
+    monkeypatch.setattr(progress.time, "perf_counter", lambda: float(next(clock)))  # one second a step
+    est = progress.RunEstimate(steps=200, epochs=3)
+    est.epoch_begins(0)
+    lines = [(step, est.step_done(step)) for step in range(1, 201)]
+    said = [(s, line) for s, line in lines if line]
+    assert len(said) == 1
+    step, line = said[0]
+    assert step == progress.ESTIMATE_WARM_STEPS + 15  # 15 s of steady steps timed
+    assert f"about {progress.duration(3 * 200 - step)} of training left" in line and "3 epoch(s)" in line
+    est.epoch_begins(1)
+    assert all(est.step_done(s) is None for s in range(1, 201))  # once per run
+
+
+def test_no_estimate_for_an_epoch_too_short_to_time():
+    from cifake import progress
+
+    est = progress.RunEstimate(steps=4, epochs=2)
+    est.epoch_begins(0)
+    assert all(est.step_done(s) is None for s in range(1, 5))
