@@ -24,9 +24,13 @@ smoke:  ## import ARCHIVE into DATA (if needed), then train configs/smoke.yaml o
 	$(PY) -m cifake download --archive $(ARCHIVE) --data-dir $(DATA)
 	$(PY) -m cifake train --config configs/smoke.yaml data.dir=$(DATA) --name smoke
 
-detector:  ## the shipped detector end to end: fakes, train, calibrate, threshold, ship with its card (~1 h, 2 cores)
-	$(PY) -m cifake fakes --data-dir $(DATA) --out fakes
-	$(PY) -m cifake train --config configs/detector.yaml data.dir=$(DATA) --name detector
+detector:  ## the shipped detector end to end: fakes, train, calibrate, threshold, ship with its card; run it again to resume
+	@missing=$$(for g in autoencoder vae dcgan diffusion; do [ -d fakes/train/FAKE/$$g ] || printf '%s,' $$g; done); \
+	if [ -n "$$missing" ]; then $(PY) -m cifake fakes --data-dir $(DATA) --out fakes --generators "$${missing%,}"; \
+	else echo "fakes/: all four generators made"; fi
+	@if [ -f runs/detector/metrics.json ]; then echo "runs/detector: trained"; \
+	elif [ -f runs/detector/config.yaml ]; then $(PY) -m cifake train --resume runs/detector; \
+	else $(PY) -m cifake train --config configs/detector.yaml data.dir=$(DATA) --name detector; fi
 	$(PY) -m cifake evaluate runs/detector --split val --calibrate
 	$(PY) scripts/export_pretrained.py runs/detector --checkpoint best-calibrated.keras --generators fakes/val
 

@@ -24,6 +24,7 @@ _API = {
     "load_config": "config",
     "build_model": "models",
     "train": "train",
+    "Trainer": "train",
     "evaluate": "evaluate",
 }
 __all__ = ["__version__", *_API]

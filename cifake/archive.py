@@ -21,7 +21,7 @@ from . import limits
 from .data import IMAGE_EXTENSIONS
 from .errors import UserError
 from .layout import MARKER, check_target, clean_stale, verify
-from .progress import say
+from .progress import bars_shown, say
 from .text import printable
 
 _MEMBER_RE = re.compile(r"^(?:(?P<prefix>.*)/)?(?P<split>train|test)/(?P<cls>REAL|FAKE)/(?P<name>[^/]+)$")
@@ -103,7 +103,12 @@ def _extract(zf: zipfile.ZipFile, plan, tmp: Path) -> None:
 
     made: set[str] = set()
     for info, rel in tqdm(
-        plan, desc="extract", unit="file", file=sys.stderr, mininterval=0.5, disable=len(plan) < 1000
+        plan,
+        desc="extract",
+        unit="file",
+        file=sys.stderr,
+        mininterval=0.5,
+        disable=len(plan) < 1000 or not bars_shown(),
     ):
         target = tmp / rel
         if target.parent.as_posix() not in made:

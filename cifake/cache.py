@@ -11,15 +11,17 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import logging
 import os
 import shutil
-import sys
 from pathlib import Path
 
 import numpy as np
 
 from .decode import IMAGE_SIZE
 from .errors import UserError
+
+log = logging.getLogger(__name__)
 
 CACHE_DIRNAME = ".cifake-cache"
 CACHE_FORMAT = (
@@ -60,9 +62,7 @@ def read_cache(cache_file: Path, n: int) -> tuple[np.ndarray, list[int], np.ndar
             raise ValueError(f"holds {hashes.shape} {hashes.dtype} hashes, expected ({n},) uint64")
         return images, bad.astype(np.int64).tolist(), hashes
     except Exception as e:  # noqa: BLE001 - any unreadable cache is rebuilt, never fatal
-        print(
-            f"note: decode cache {cache_file} is unreadable ({type(e).__name__}: {e}); rebuilding it", file=sys.stderr
-        )
+        log.warning(f"note: decode cache {cache_file} is unreadable ({type(e).__name__}: {e}); rebuilding it")
         with contextlib.suppress(OSError):
             cache_file.unlink()
         return None
@@ -79,7 +79,7 @@ def write_cache(cache_file: Path, images: np.ndarray, bad: list[int], hashes: np
         finally:
             tmp.unlink(missing_ok=True)
     except OSError as e:  # read-only dataset folder or a full disk: carry on without a cache
-        print(f"note: could not write the decode cache ({e}); set data.cache=false to silence", file=sys.stderr)
+        log.warning(f"note: could not write the decode cache ({e}); set data.cache=false to silence")
 
 
 def current_files(root: Path) -> dict[Path, str]:

@@ -18,7 +18,7 @@ import signal
 import sys
 import traceback
 
-from . import __version__, commands, limits, signals, text
+from . import __version__, commands, limits, logs, signals, text
 from .errors import UserError
 
 LABELS_NOTE = "Labels: FAKE = 1 is the positive class everywhere (P(FAKE), precision, recall, CSV columns)."
@@ -55,6 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"cifake {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks and TensorFlow's own logging")
+    _verbosity_options(parser, None)
     subs = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in commands.NAMES:
         module = commands.load(name)
@@ -68,8 +69,20 @@ def build_parser() -> argparse.ArgumentParser:
         )
         # --debug is accepted after the subcommand too; SUPPRESS keeps the global value when absent.
         p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks")
+        _verbosity_options(p, argparse.SUPPRESS)
         module.add_arguments(p)
     return parser
+
+
+def _verbosity_options(parser: argparse.ArgumentParser, default) -> None:
+    """--quiet / --verbose, before or after the subcommand (SUPPRESS after it keeps the global value)."""
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument(
+        "-q", "--quiet", action="store_true", default=default or False, help="print warnings and errors only"
+    )
+    group.add_argument(
+        "-v", "--verbose", action="store_true", default=default or False, help="print debugging details too"
+    )
 
 
 class Terminated(KeyboardInterrupt):
@@ -122,7 +135,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.debug:
         os.environ["CIFAKE_DEBUG"] = "1"  # tfutil then leaves TensorFlow's start-up logs alone
     _safe_streams()
-    with _signals():
+    verbosity = "quiet" if args.quiet else "verbose" if args.verbose else "normal"
+    with _signals(), logs.routed(verbosity):
         return _run(args)
 
 

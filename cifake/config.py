@@ -21,6 +21,17 @@ import yaml
 from . import limits
 from .errors import ConfigError, UserError
 
+# The keys a resumed run may change (``cifake train --resume RUN key=value``): none of them changes
+# what the finished epochs computed.
+RESUMABLE_KEYS = (
+    "train.epochs",
+    "train.early_stopping",
+    "train.threads",
+    "train.cluster_timeout",
+    "data.dir",
+    "data.cache",
+)
+
 
 def _f(default: Any, help: str, **rules: Any) -> Any:
     """A config field: default, one-line help, and validation rules (choices, min, max, gt)."""

@@ -11,9 +11,9 @@ batches are gathered from that array by ``pipelines.py``.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +26,8 @@ from .dedup import duplicate_groups, file_hashes, fingerprint, pixel_hashes, twi
 from .errors import UserError
 from .images import walk
 from .text import printable
+
+log = logging.getLogger(__name__)
 
 CLASS_NAMES = ("REAL", "FAKE")  # index = label; FAKE = 1 is the positive class
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp")
@@ -174,7 +176,7 @@ def load_split(data_cfg, split: str, *, progress: bool = True) -> Split:
         )
     labels = labels[keep]
     if bad:
-        print(f"warning: skipped {len(bad)} file(s) that do not decode, e.g. {paths[bad[0]]}", file=sys.stderr)
+        log.warning(f"warning: skipped {len(bad)} file(s) that do not decode, e.g. {paths[bad[0]]}")
         good = np.setdiff1d(np.arange(len(paths)), bad)
         return Split(images, labels, paths, hashes).take(good)
     return Split(images, labels, paths, hashes)
@@ -323,15 +325,12 @@ def _with_extra(train: Split, data_cfg, held_out: list[Split], progress: bool) -
             decoded, bad, file_hash = load_decoded(files, folder, cache=False, on_bad_file="skip", progress=progress)
             good = np.setdiff1d(np.arange(len(files)), bad)
             if len(bad):
-                print(
-                    f"warning: data.{key}: skipped {len(bad)} file(s) under {folder} that do not decode",
-                    file=sys.stderr,
-                )
+                log.warning(f"warning: data.{key}: skipped {len(bad)} file(s) under {folder} that do not decode")
             files = [files[i] for i in good]
             _refuse_held_out_twins(key, folder, files, file_hash[good], pixel_hashes(decoded[good]), held_out)
             images.append(decoded[good])
             hashes.append(file_hash[good])
             labels.append(np.full(len(good), label, np.int32))
             paths += files
-            print(f"data.{key}: {len(good):,} {CLASS_NAMES[label]} training images from {folder}", flush=True)
+            log.info(f"data.{key}: {len(good):,} {CLASS_NAMES[label]} training images from {folder}")
     return Split(np.concatenate(images), np.concatenate(labels), paths, np.concatenate(hashes))

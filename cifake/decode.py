@@ -12,6 +12,7 @@ import numpy as np
 from tqdm import tqdm
 
 from . import limits
+from .progress import bars_shown
 from .tfutil import import_tf, quiet_native_stderr
 
 IMAGE_SIZE = 32
@@ -39,7 +40,14 @@ def decode_files(paths: list[str], *, batch: int = 2048, progress: bool = False)
     ]
     with (
         quiet_native_stderr() as err,
-        tqdm(total=n, desc="decode", unit="img", file=err, mininterval=1.0, disable=not progress or n == 0) as bar,
+        tqdm(
+            total=n,
+            desc="decode",
+            unit="img",
+            file=err,
+            mininterval=1.0,
+            disable=not progress or n == 0 or not bars_shown(),
+        ) as bar,
     ):
         _decode_into(out, seen, paths, jpeg, "jpeg", batch, bar)
         rest = [i for i in np.flatnonzero(~seen).tolist() if limits.image_size_problem(paths[i]) is None]

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import math
-import sys
 import weakref
 import zipfile
 from collections.abc import Sequence
@@ -24,6 +23,7 @@ import numpy as np
 from . import limits, text
 from .errors import UserError
 from .litert import LiteModel, is_litert
+from .progress import say
 from .tfutil import import_keras, import_tf
 
 if TYPE_CHECKING:
@@ -73,7 +73,7 @@ def resolve_checkpoint(path: str | Path) -> Path:
     (``pretrained``, ``pretrained-int8``; ``robust``, the old name of ``pretrained``, says so on stderr)."""
     if str(path) in SHIPPED_MODELS and not Path(path).exists():
         if str(path) in RETIRING_NAMES:
-            print(RETIRING_NAMES[str(path)], file=sys.stderr)
+            say(RETIRING_NAMES[str(path)])
         return SHIPPED_MODELS[str(path)]
     path = Path(path)
     if path.is_dir():

@@ -19,11 +19,14 @@ that they remove at the end, as TensorFlow's multi-worker guide prescribes.
 from __future__ import annotations
 
 import json
+import logging
 import os
 from dataclasses import dataclass
 
 from .errors import UserError
 from .tfutil import BF16_CPU_FLAGS, BF16_ENV, cpu_flags, import_keras, import_tf
+
+log = logging.getLogger(__name__)
 
 TASK_TYPES = ("chief", "worker")  # MultiWorkerMirroredStrategy's; ps/evaluator belong to other strategies
 
@@ -192,9 +195,11 @@ def multi_worker_strategy(tf, cluster: Cluster, timeout_s: float):
     """
     if not cluster.is_chief:
         wait_for_port(cluster.leader, timeout_s, "the chief")
-    _bound_registration(tf, timeout_s)
+    from .compat import bound_registration
+
+    bound_registration(timeout_s)
     who = f"the other {cluster.tasks - 1} worker(s) of the cluster (chief {cluster.leader})"
-    print(f"waiting for {who} to join (at most {timeout_s:g} s) ...", flush=True)
+    log.info(f"waiting for {who} to join (at most {timeout_s:g} s) ...")
     import signal
 
     from .signals import handlers
@@ -207,33 +212,6 @@ def multi_worker_strategy(tf, cluster: Cluster, timeout_s: float):
                 f"no answer from {who} within {timeout_s:g} s ({type(e).__name__}): start every worker with the "
                 "same TF_CONFIG cluster (train.cluster_timeout sets how long to wait); nothing was written"
             ) from None
-
-
-def _bound_registration(tf, timeout_s: float) -> None:
-    """Configure the coordination service as MultiWorkerMirroredStrategy would, with a registration timeout.
-
-    The strategy configures it only when nothing has (TensorFlow 2.21's collective_all_reduce_strategy);
-    private API, pinned with tensorflow 2.21.
-    """
-    from tensorflow.compiler.xla.tsl.protobuf import coordination_config_pb2
-    from tensorflow.python.distribute import multi_worker_util
-    from tensorflow.python.distribute.cluster_resolver import TFConfigClusterResolver
-    from tensorflow.python.eager import context
-
-    if context.context().coordination_service is not None:
-        return
-    spec = TFConfigClusterResolver().cluster_spec()
-    jobs = [
-        coordination_config_pb2.CoordinatedJob(name=job, num_tasks=spec.num_tasks(job))
-        for job in ("chief", "worker")
-        if job in spec.jobs
-    ]
-    context.context().configure_coordination_service(
-        service_type="standalone",
-        service_leader=multi_worker_util.coordination_leader(spec),
-        coordinated_jobs=jobs,
-        cluster_register_timeout_in_ms=int(timeout_s * 1000),
-    )
 
 
 def wait_for_port(address: str, timeout_s: float, who: str) -> None:
@@ -257,40 +235,16 @@ def wait_for_port(address: str, timeout_s: float, who: str) -> None:
                 "(train.cluster_timeout sets how long to wait)"
             )
         if waited - said >= 30 or said < 0:
-            print(f"waiting for {who} at {address} ({waited:.0f} of {timeout_s:g} s) ...", flush=True)
+            log.info(f"waiting for {who} at {address} ({waited:.0f} of {timeout_s:g} s) ...")
             said = waited
         time.sleep(min(1.0, max(0.0, timeout_s - waited)))
 
 
 def build_for_replicas(model, strategy) -> None:
-    """Build the model's metrics and loss from a plain sample batch before ``fit`` sees a distributed one.
-
-    Keras 3.15's TensorFlow trainer builds them from the first batch of the distributed dataset by
-    ``strategy.reduce("MEAN", (x, y))``, which MultiWorkerMirroredStrategy refuses for a tuple
-    ("Attempt to convert a value (PerReplica ...) to a Tensor"); once everything is built that step
-    has nothing left to do, so it is skipped for this model.
-    """
+    """Build the model's metrics and loss from a plain sample batch before ``fit`` sees a distributed
+    one (``compat.build_once``: what Keras 3.15 cannot do itself under MultiWorkerMirroredStrategy)."""
     import numpy as np
 
-    sample = (np.zeros((2, 32, 32, 3), np.uint8), np.zeros((2, 1), np.float32), None)
-    with strategy.scope():
-        model._symbolic_build(data_batch=sample)
-    model._maybe_symbolic_build = lambda iterator=None, data_batch=None: None
-    # The same trainer reduces each step's logs across workers with strategy.reduce("MEAN", v, axis=0),
-    # which fails on scalars ("Invalid reduction dimension 0"). Every value in those logs comes from a
-    # Keras metric, whose state is already summed over all replicas when read, so the mean of this
-    # worker's local copies is the global value: the trainer is told to take that path, for
-    # MultiWorkerMirroredStrategy only (MirroredStrategy on one machine never took the failing path).
-    # Private Keras API: pyproject pins keras to the minor version this was tested with.
-    from keras.src.backend.tensorflow import trainer as tf_trainer
+    from .compat import build_once
 
-    tf = import_tf()
-    original = tf_trainer._collective_all_reduce_multi_worker
-    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) or getattr(original, "cifake", False):
-        return
-
-    def local_logs_for_multi_worker(s):
-        return False if isinstance(s, tf.distribute.MultiWorkerMirroredStrategy) else original(s)
-
-    local_logs_for_multi_worker.cifake = True
-    tf_trainer._collective_all_reduce_multi_worker = local_logs_for_multi_worker
+    build_once(model, (np.zeros((2, 32, 32, 3), np.uint8), np.zeros((2, 1), np.float32), None), strategy)

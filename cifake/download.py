@@ -6,6 +6,7 @@ The pieces: ``layout`` (verification, the completion marker, what may be replace
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from .archive import import_archive
@@ -13,6 +14,8 @@ from .errors import UserError
 from .kaggle_client import kaggle_download
 from .layout import check_target, clean_stale, is_complete, refuse_file, verify
 from .text import printable
+
+log = logging.getLogger(__name__)
 
 
 def run(data_dir: str, archive: str | None = None, force: bool = False, verify_only: bool = False) -> int:
@@ -24,18 +27,20 @@ def run(data_dir: str, archive: str | None = None, force: bool = False, verify_o
             raise UserError(f"{root} does not exist: fetch it with cifake download --data-dir {root}")
         errors, notes = verify(root)
         for line in notes:
-            print(f"ok    {line}")
+            log.info(f"ok    {line}")
         for line in errors:
-            print(f"ERROR {printable(line)}")
+            log.info(f"ERROR {printable(line)}")
         if errors:
             raise UserError(
                 f"{root}: {len(errors)} problem(s) found (listed above); re-import with {{force}}", options=("force",)
             )
-        print(f"{root}: verified")
+        log.info(f"{root}: verified")
         return 0
     clean_stale(root)
     if is_complete(root) and not force:
-        print(f"{root} is already complete (verified when it was imported); nothing to do. Use --force to replace it.")
+        log.info(
+            f"{root} is already complete (verified when it was imported); nothing to do. Use --force to replace it."
+        )
         return 0
     check_target(root, force)  # a folder that is not a dataset is refused, with or without --force
     if root.exists() and any(root.iterdir()) and not force:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import logging
 from collections import defaultdict
 from pathlib import Path
 
@@ -24,6 +25,8 @@ from .data import CLASS_NAMES, SUBJECTS, Split, load_split, subject_of
 from .dedup import describe
 from .errors import UserError
 from .text import csv_path, printable
+
+log = logging.getLogger(__name__)
 
 
 def dhash(images: np.ndarray) -> np.ndarray:
@@ -100,7 +103,7 @@ def report(data_dir: str | Path, out: str | Path, samples: int = 32) -> Path:
     ]
     path = out / "report.md"
     path.write_text("\n".join(lines) + "\n")
-    print(
+    log.info(
         f"wrote {path} ({len(figures)} figures, duplicates.csv): {len(exact):,} identical and {len(near):,} near-duplicate groups"
     )
     return path

@@ -9,7 +9,7 @@ next to the checkpoint (written by ``--choose-threshold`` on the validation spli
 from __future__ import annotations
 
 import json
-import sys
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -27,9 +27,12 @@ from .errors import UserError
 from .limits import can_create
 from .metrics import best_threshold, binary_report, per_group_accuracy
 from .owned import PREDICTIONS_HEADER, check_replaceable
+from .progress import say
 from .rundir import DATA_FILE, atomic_write_json, run_config
 from .sources import load_sources, per_source, print_sources, sources_root
 from .text import csv_path, printable
+
+log = logging.getLogger(__name__)
 
 
 def evaluate(
@@ -100,12 +103,11 @@ def evaluate(
     if "robustness" in report:
         print_robustness(report["robustness"])
     for name, sk in report["skipped"].items():
-        print(
+        say(
             f"skipped {sk['files']:,} file(s) of {printable(name)} that do not decode or exceed the caps, e.g. "
-            f"{sk['examples'][0]}: the figures above leave them out",
-            file=sys.stderr,
+            f"{sk['examples'][0]}: the figures above leave them out"
         )
-    print(f"wrote {metrics_file} (evaluate.{split}) and {eval_dir}/")
+    log.info(f"wrote {metrics_file} (evaluate.{split}) and {eval_dir}/")
     return report
 
 
@@ -114,7 +116,7 @@ def _split_data(checkpoint: Path, split: str | None, data_dir: str | None):
     seeded split unless told otherwise; a ``data_dir`` holding REAL/ and FAKE/<source>/ is the split
     'sources', whose images carry the name of their source."""
     if data_dir and split in (None, "test") and (root := sources_root(data_dir)) is not None:
-        print(f"split: sources ({root}: REAL/ against each FAKE/<source>/)")
+        log.info(f"split: sources ({root}: REAL/ against each FAKE/<source>/)")
         data, sources, skipped = load_sources(root)
         return "sources", data, DataConfig(dir=str(root)), sources, skipped
     cfg = run_config(checkpoint)
@@ -124,7 +126,7 @@ def _split_data(checkpoint: Path, split: str | None, data_dir: str | None):
     has_test = all((Path(data_cfg.dir) / "test" / c).is_dir() for c in ("REAL", "FAKE"))
     if split is None:
         split = "test" if has_test else "val"
-        print(
+        log.info(
             f"split: {split} ({'test folder found' if has_test else f'no test folder in {data_cfg.dir}: the seeded validation split of train'})"
         )
     if split == "test":
@@ -180,18 +182,18 @@ def twins_in_training(checkpoint: Path, split: str, data, data_dir: str | None, 
 
 def print_twins(t: dict) -> None:
     if not t["checked"]:
-        print(f"  byte-identical twins in training: not checked ({t['why']})")
+        log.info(f"  byte-identical twins in training: not checked ({t['why']})")
         return
     if not t["images"]:
-        print(f"  byte-identical twins in training: none (compared with {t['against']})")
+        log.info(f"  byte-identical twins in training: none (compared with {t['against']})")
         return
     line = f"  {t['images']:,} image(s) are byte-identical to one of {t['against']}"
     if t["against"] != "the run's training images":
         line += f" ({t['in_training']:,} of them in the run's training images)"
-    print(line)
+    log.info(line)
     if "without" in t:
         w = t["without"]
-        print(
+        log.info(
             f"  without them ({w['images']:,} images): accuracy {w['accuracy']:.4f}   ROC AUC {w['roc_auc']:.4f}   "
             f"FAKE recall {w['fake_recall']:.4f}   REAL recall {w['real_recall']:.4f}"
         )
@@ -201,7 +203,7 @@ def _calibrate(detector: Detector, p: np.ndarray, y: np.ndarray, out_dir: Path |
     from .calibrate import calibrate as fit_and_fold
 
     cal = fit_and_fold(detector.model, detector.path, p, y, out_dir=out_dir)
-    print(
+    log.info(
         f"calibration: temperature {cal['temperature']:.4f}, bias {cal['bias']:+.4f} fitted on val; ECE "
         f"{cal['ece_before']:.4f} -> {cal['ece_after']:.4f} ({cal['ece_after_held_out_half']:.4f} on a held-out "
         f"half); accuracy at 0.5 {cal['accuracy_before']:.4f} -> {cal['accuracy_after']:.4f}; wrote {cal['checkpoint']}"
@@ -294,7 +296,7 @@ def robustness(
                 "roc_auc": r["roc_auc"],
             }
         )
-        print(f"  {C.label(name, level):<16} accuracy {r['accuracy']:.4f}", file=sys.stderr, flush=True)
+        say(f"  {C.label(name, level):<16} accuracy {r['accuracy']:.4f}")
     worst = min(rows, key=lambda r: r["accuracy"])
     return {
         "clean": {
@@ -314,17 +316,19 @@ def print_robustness(rob: dict) -> None:
     from .corruptions import label
 
     c, w = rob["clean"], rob["worst"]
-    print(f"  robustness ({len(rob['battery'])} corruptions, {rob['seconds']:.0f}s):")
-    print(f"  {'operation':<16} {'accuracy':>8} {'FAKE rec':>8} {'REAL rec':>8} {'ROC AUC':>8}")
-    print(
+    log.info(f"  robustness ({len(rob['battery'])} corruptions, {rob['seconds']:.0f}s):")
+    log.info(f"  {'operation':<16} {'accuracy':>8} {'FAKE rec':>8} {'REAL rec':>8} {'ROC AUC':>8}")
+    log.info(
         f"  {'none':<16} {c['accuracy']:>8.4f} {c['fake_recall']:>8.4f} {c['real_recall']:>8.4f} {c['roc_auc']:>8.4f}"
     )
     for r in rob["battery"]:
         name = label(r["operation"], r["level"])
-        print(
+        log.info(
             f"  {name:<16} {r['accuracy']:>8.4f} {r['fake_recall']:>8.4f} {r['real_recall']:>8.4f} {r['roc_auc']:>8.4f}"
         )
-    print(f"  worst case: {label(w['operation'], w['level'])} accuracy {w['accuracy']:.4f} (clean {c['accuracy']:.4f})")
+    log.info(
+        f"  worst case: {label(w['operation'], w['level'])} accuracy {w['accuracy']:.4f} (clean {c['accuracy']:.4f})"
+    )
 
 
 def _refuse_out_in_data(out_dir: Path, checkpoint: Path, data_dir: str | None) -> None:
@@ -364,24 +368,24 @@ def write_predictions(path: Path, paths: list[str], p: np.ndarray, threshold: fl
 
 def print_report(r: dict) -> None:
     cm = r["confusion"]
-    print(f"model: {r['checkpoint']}")
-    print(
+    log.info(f"model: {r['checkpoint']}")
+    log.info(
         f"{r['split']}: {r['images']:,} images, threshold {r['threshold']:.4f} ({r['threshold_source']}); FAKE = 1 is positive"
     )
-    print(
+    log.info(
         f"  accuracy {r['accuracy']:.4f}   ROC AUC {r['roc_auc']:.4f}   average precision {r['average_precision']:.4f}"
     )
-    print(f"  log loss {r['log_loss']:.4f}   Brier {r['brier']:.4f}   ECE {r['ece']:.4f}")
-    print(f"  {'class':<6} {'precision':>9} {'recall':>7} {'F1':>7}")
+    log.info(f"  log loss {r['log_loss']:.4f}   Brier {r['brier']:.4f}   ECE {r['ece']:.4f}")
+    log.info(f"  {'class':<6} {'precision':>9} {'recall':>7} {'F1':>7}")
     for cls in ("fake", "real"):
         m = r[cls]
-        print(f"  {cls.upper():<6} {m['precision']:>9.4f} {m['recall']:>7.4f} {m['f1']:>7.4f}")
-    print(
+        log.info(f"  {cls.upper():<6} {m['precision']:>9.4f} {m['recall']:>7.4f} {m['f1']:>7.4f}")
+    log.info(
         f"  confusion (rows true, cols predicted): REAL [{cm['tn']:>6} {cm['fp']:>6}]  FAKE [{cm['fn']:>6} {cm['tp']:>6}]"
     )
     if r["per_subject"]:
-        print(f"  {'subject':<11} {'images':>6} {'acc':>7} {'REAL acc':>8} {'FAKE acc':>8}")
+        log.info(f"  {'subject':<11} {'images':>6} {'acc':>7} {'REAL acc':>8} {'FAKE acc':>8}")
         for name, m in sorted(r["per_subject"].items(), key=lambda kv: kv[1]["accuracy"]):
-            print(
+            log.info(
                 f"  {name:<11} {m['images']:>6} {m['accuracy']:>7.4f} {m['real_accuracy']:>8.4f} {m['fake_accuracy']:>8.4f}"
             )

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-import sys
+import logging
 from pathlib import Path
 
 import numpy as np
 
 from .errors import UserError
 from .gradcam import find_target_layer, gradcam, overlay
+
+log = logging.getLogger(__name__)
 
 
 def unique_names(paths: list[str]) -> list[str]:
@@ -38,13 +40,13 @@ def explain(model_path: str | Path, images: list[str], out: str | Path, layer: s
         raise UserError(f"{{out}} {out} is a file; give a folder for the figures", options=("out",))
     detector = Detector.load(model_path, keras_only="cifake explain (Grad-CAM)")
     model, threshold = detector.model, detector.threshold
-    print(f"model: {detector.path} (threshold {threshold:.4f}, {detector.threshold_source})")
+    log.info(f"model: {detector.path} (threshold {threshold:.4f}, {detector.threshold_source})")
     files = collect(images)
     if not files:
         raise UserError(f"no image files found in {' '.join(images)}")
     arrays, ok, unreadable, _ = load_images(files)
     for path, why in unreadable:
-        print(f"warning: skipped {printable(path)}: {why}", file=sys.stderr)
+        log.warning(f"warning: skipped {printable(path)}: {why}")
     if not ok:
         raise UserError("none of the given files could be read as an image")
     inputs = {Path(f).resolve() for f in files}
@@ -65,6 +67,6 @@ def explain(model_path: str | Path, images: list[str], out: str | Path, layer: s
         dest = out / name
         title = f"{printable(Path(path).name)} (Grad-CAM at {target})"
         gradcam_figure(img, overlay(img, cam), title, dest, float(p), threshold)
-        print(f"{printable(path)}: P(FAKE) {p:.4f} -> {dest}")
+        log.info(f"{printable(path)}: P(FAKE) {p:.4f} -> {dest}")
         written.append(dest)
     return written

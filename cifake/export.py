@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import logging
 import shutil
-import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -36,8 +36,11 @@ from .detector import (
 )
 from .errors import UserError
 from .leftovers import remove_dead, temp_name
+from .progress import say
 from .rundir import atomic_write_json
 from .tfutil import import_tf
+
+log = logging.getLogger(__name__)
 
 CALIBRATION_IMAGES = 512
 
@@ -278,7 +281,7 @@ def export(
     staging.mkdir()
     try:
         tmp_out = staging / out.name
-        print(f"converting {checkpoint} to {fmt}{' int8' if int8 else ''} ...", file=sys.stderr, flush=True)
+        say(f"converting {checkpoint} to {fmt}{' int8' if int8 else ''} ...")
         from .models import float32_copy
 
         # a model trained under mixed bfloat16 holds bf16 ops, which LiteRT cannot convert
@@ -300,11 +303,11 @@ def export(
         atomic_write_json(card_path(out), card)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    print(f"check: {figures}")
-    print(
+    log.info(f"check: {figures}")
+    log.info(
         f"speed on these images: keras {card['images_per_second_keras']:,} img/s, export {card['images_per_second_export']:,} img/s"
     )
-    print(f"wrote {out} ({card['bytes']:,} bytes) and its card {card_path(out)}")
+    log.info(f"wrote {out} ({card['bytes']:,} bytes) and its card {card_path(out)}")
     return card
 
 

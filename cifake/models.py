@@ -350,13 +350,6 @@ def describe(model) -> str:
     return f"{model.count_params():,} parameters, {describe_macs(macs(model))}"
 
 
-def print_summary(cfg: ModelConfig, file=None) -> None:
-    """Build ``cfg`` and print its layers, then its parameters and MACs (``file``: stdout when None)."""
-    model = build_model(cfg)
-    print(summary_text(model), file=file)
-    print(describe(model), file=file)
-
-
 def summary_text(model) -> str:
     """``model.summary()`` as a string (layer names, output shapes, parameters)."""
     buf = io.StringIO()

@@ -18,7 +18,6 @@ from . import text
 from .detector import Detector
 from .images import load_images
 from .leftovers import remove_dead, temp_name
-from .text import printable
 
 CHUNK_FILES = 4096  # files decoded and scored together: bounds memory (~13 MB of pixels per chunk)
 
@@ -55,18 +54,6 @@ def shard(files: list[str], k: int, n: int) -> list[str]:
     """Every N-th file of the sorted list, starting at the K-th: the N shards partition the input,
     whatever order the paths were given in, and each job can compute its own without talking to the others."""
     return sorted(files)[k - 1 :: n]
-
-
-class Table:
-    """The terminal table, printed as rows arrive (the column width comes from every file's name)."""
-
-    def __init__(self, files: list[str], threshold: float):
-        self.width = min(max(len(printable(f)) for f in files), 80)
-        print(f"{'path':<{self.width}}  {'P(FAKE)':>8}  label  {'size':>9}   (threshold {threshold:.4f})")
-
-    def write(self, rows: list[Row]) -> None:
-        for path, p, label, w, h in rows:
-            print(f"{printable(path):<{self.width}}  {p:>8.4f}  {label:<5}  {f'{w}x{h}' if w else '?':>9}")
 
 
 class CsvSink:

@@ -8,10 +8,15 @@ own progress output is off (``verbose=0``): it printed every metric a second tim
 
 from __future__ import annotations
 
+import logging
 import sys
 import time
 
+from .logs import STATUS, showing
 from .tfutil import import_keras
+
+log = logging.getLogger(__name__)
+status = logging.getLogger(STATUS)
 
 QUIET_SECONDS = 2.0  # without a terminal, progress lines at least this far apart
 ESTIMATE_WARM_STEPS = 5  # steps left out of the run's time estimate: tracing and the first allocations
@@ -33,6 +38,7 @@ def progress_callback(steps: int, epochs: int, tty: bool | None = None):
     """A Keras callback drawing the within-epoch progress (see module docstring)."""
     keras = import_keras()
     tty = sys.stdout.isatty() if tty is None else tty
+    tty = tty and showing(log)  # no bar where the epoch lines are not shown (a Python caller, --quiet)
 
     class Progress(keras.callbacks.Callback):
         estimate = RunEstimate(steps, epochs)
@@ -52,7 +58,10 @@ def progress_callback(steps: int, epochs: int, tty: bool | None = None):
         def on_train_batch_end(self, batch, logs=None):
             done = batch + 1
             if (line := self.estimate.step_done(done)) is not None:
-                (self.bar.write if self.bar is not None else print)(line)
+                if self.bar is not None:
+                    self.bar.write(line)
+                else:
+                    log.info(line)
             if self.bar is not None:
                 self.bar.update(done - self.bar.n)
                 if done == steps:
@@ -63,10 +72,9 @@ def progress_callback(steps: int, epochs: int, tty: bool | None = None):
                 if now - self.last < QUIET_SECONDS:  # a short epoch needs no play-by-play
                     return
                 self.last, elapsed = now, now - self.t0
-                print(
+                log.info(
                     f"  epoch {self.epoch + 1}/{epochs}: {done * 100 // steps}% ({done}/{steps} steps, "
-                    f"{duration(elapsed)}, about {duration(elapsed * (steps - done) / done)} to the epoch's end)",
-                    flush=True,
+                    f"{duration(elapsed)}, about {duration(elapsed * (steps - done) / done)} to the epoch's end)"
                 )
 
         def on_epoch_end(self, epoch, logs=None):
@@ -78,8 +86,15 @@ def progress_callback(steps: int, epochs: int, tty: bool | None = None):
 
 
 def say(msg: str) -> None:
-    """A status line of a long command, on stderr (stdout stays for results), at once."""
-    print(msg, file=sys.stderr, flush=True)
+    """A status line of a long command: the ``cifake.status`` logger, which the CLI shows on stderr
+    (stdout stays for results)."""
+    status.info(msg)
+
+
+def bars_shown() -> bool:
+    """Whether a progress bar of a long step (decode, extract) should be drawn: where status lines
+    are shown (the CLI without --quiet), not for a Python caller who configured no logging."""
+    return showing(status)
 
 
 class RunEstimate:

@@ -8,15 +8,17 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 import os
 import platform
-import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
 from . import __version__
 from .errors import UserError
 from .tfutil import import_keras, import_tf
+
+log = logging.getLogger(__name__)
 
 METRICS = ("loss", "accuracy", "precision", "recall", "auc")
 COLUMNS = ("epoch", *METRICS, *(f"val_{m}" for m in METRICS), "lr", "seconds")
@@ -144,7 +146,7 @@ def check_same_data(run_dir: Path, now: dict) -> None:
     trained on could now sit in validation (another data.split_seed, dataset or extra folder)."""
     f = run_dir / DATA_FILE
     if not f.is_file():
-        print(f"note: {run_dir} has no {DATA_FILE} (made by an older cifake): data size not checked", file=sys.stderr)
+        log.warning(f"note: {run_dir} has no {DATA_FILE} (made by an older cifake): data size not checked")
         return
     try:
         saved = json.loads(f.read_text())

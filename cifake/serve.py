@@ -11,10 +11,10 @@ large batch does not hold up everyone else's single image. Ctrl-C stops it with 
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import shutil
 import socket
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -22,7 +22,10 @@ from pathlib import Path
 import numpy as np
 
 from .errors import UserError
+from .progress import say
 from .text import printable
+
+log = logging.getLogger(__name__)
 
 SHIPPED = "shipped detector (detector.keras)"
 
@@ -181,15 +184,14 @@ def serve(models: list[str], host: str, port: int, max_bytes: int, concurrency: 
         check_port_free(host, port)
         app = build_app(choices, max_bytes, concurrency)
         launch(app, host, port, block=False)
-        print(
+        log.info(
             f"cifake serve: http://{host}:{port} (models: {', '.join(choices)}; uploads up to "
-            f"{max_bytes / 1e6:g} MB, {concurrency} at once, kept in {uploads} until it stops); Ctrl-C stops it",
-            flush=True,
+            f"{max_bytes / 1e6:g} MB, {concurrency} at once, kept in {uploads} until it stops); Ctrl-C stops it"
         )
         try:
             while True:
                 time.sleep(0.5)
         except KeyboardInterrupt:
-            print("cifake serve: stopping; uploads deleted", file=sys.stderr, flush=True)
+            say("cifake serve: stopping; uploads deleted")
             app.close()
             raise  # the CLI's policy: exit code 130

@@ -9,6 +9,7 @@ used all but one).
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +18,8 @@ from .data import IMAGE_EXTENSIONS, Split, image_files, load_decoded
 from .errors import UserError
 from .metrics import roc_auc
 from .text import printable
+
+log = logging.getLogger(__name__)
 
 LOOSE = "FAKE/*"  # the source of images directly in FAKE/: a name no subfolder can have (it holds a '/')
 
@@ -90,9 +93,9 @@ def per_source(y: np.ndarray, p: np.ndarray, sources: np.ndarray, threshold: flo
 
 
 def print_sources(rows: dict[str, dict], real_images: int) -> None:
-    print(f"  per source (each against all {real_images:,} REAL images)")
-    print(f"  {'source':<18} {'images':>7} {'FAKE rec':>8} {'accuracy':>8} {'ROC AUC':>8}")
+    log.info(f"  per source (each against all {real_images:,} REAL images)")
+    log.info(f"  {'source':<18} {'images':>7} {'FAKE rec':>8} {'accuracy':>8} {'ROC AUC':>8}")
     for name, r in rows.items():
-        print(
+        log.info(
             f"  {printable(name)[:18]:<18} {r['images']:>7,} {r['fake_recall']:>8.4f} {r['accuracy']:>8.4f} {r['roc_auc']:>8.4f}"
         )

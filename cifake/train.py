@@ -11,14 +11,14 @@ written last and marks the run finished.
 from __future__ import annotations
 
 import importlib.util
+import logging
 import math
 import shutil
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-from .config import Config, config_from_dict, load_config, read_yaml
+from .config import RESUMABLE_KEYS, Config, config_from_dict, load_config, read_yaml
 from .detector import load_model_file
 from .devices import build_for_replicas, cluster_from_env, setup_devices
 from .errors import UserError
@@ -41,22 +41,14 @@ from .schedule import lr_callback
 from .text import shorten
 from .tfutil import import_keras
 
-RESUMABLE_KEYS = {
-    "train.epochs",
-    "train.early_stopping",
-    "train.threads",
-    "train.cluster_timeout",
-    "data.dir",
-    "data.cache",
-}
+keras = import_keras()  # training needs it from the first line; the CLI imports this module only in `run`
+log = logging.getLogger(__name__)
 
 
 # --- optimizer, compile ---------------------------------------------------------------------------
 
 
 def make_optimizer(cfg):
-    keras = import_keras()
-
     t = cfg.train
     # train.ema: Keras keeps the average in the optimizer, so last.keras carries it and resume is exact
     ema = {"use_ema": True, "ema_momentum": t.ema} if t.ema else {}
@@ -68,8 +60,6 @@ def make_optimizer(cfg):
 
 
 def compile_model(model, cfg) -> None:
-    keras = import_keras()
-
     model.compile(
         optimizer=make_optimizer(cfg),
         loss=keras.losses.BinaryCrossentropy(label_smoothing=cfg.train.label_smoothing),
@@ -85,15 +75,12 @@ def compile_model(model, cfg) -> None:
 
 def averaged_weights(model) -> list | None:
     """The model's weights with the trainable ones replaced by the optimizer's moving average (train.ema),
-    in ``model.get_weights()`` order; None when the optimizer keeps no average.
+    in ``model.get_weights()`` order; None when the optimizer keeps no average."""
+    from .compat import ema_average
 
-    Reads the same optimizer attributes as ``keras.callbacks.SwapEMAWeights``; keras is pinned to the
-    tested minor version for this reason.
-    """
-    opt = model.optimizer
-    if not getattr(opt, "use_ema", False) or not hasattr(opt, "_model_variables_moving_average"):
+    average = ema_average(model.optimizer)
+    if average is None:
         return None
-    average = {id(v): a for v, a in zip(opt._trainable_variables, opt._model_variables_moving_average, strict=True)}
     return [average.get(id(v), v).numpy() for v in model.weights]
 
 
@@ -164,7 +151,6 @@ def set_backbone_frozen(model, frozen: bool, cfg: Config, step: int) -> None:
     A recompile makes a fresh optimizer; its step counter is set to ``step`` so that resume keeps
     counting completed epochs from it.
     """
-    keras = import_keras()
     backbone = next((layer for layer in model.layers if isinstance(layer, keras.Model)), None)
     if backbone is None or backbone.trainable == (not frozen):
         return
@@ -172,55 +158,7 @@ def set_backbone_frozen(model, frozen: bool, cfg: Config, step: int) -> None:
     compile_model(model, cfg)
     model.optimizer.build(model.trainable_variables)
     model.optimizer.iterations.assign(step)
-    print(f"backbone {'frozen' if frozen else 'unfrozen: fine-tuning all layers'} from step {step}", flush=True)
-
-
-def _callback(run_dir: Path, cfg: Config, rows: list[dict[str, float]]):
-    keras = import_keras()
-
-    class RunLogger(keras.callbacks.Callback):
-        """At epoch end: print a line, write best.keras, results.csv, last.keras atomically (that order)."""
-
-        def __init__(self):
-            super().__init__()
-            self.best, self.since = best_of(rows, cfg.train.monitor)
-            self.stopped_early = False
-            self.diverged = ""  # "nan" or "inf" when the training loss stopped being finite
-
-        def on_epoch_begin(self, epoch, logs=None):
-            self.t0 = time.perf_counter()
-            self.session = getattr(self, "session", [])  # seconds of the epochs run by this process: the ETA
-
-        def on_epoch_end(self, epoch, logs=None):
-            logs = logs or {}
-            row = {"epoch": epoch + 1, **{c: float(logs.get(c, float("nan"))) for c in COLUMNS[1:-2]}}
-            row["lr"] = float(self.model.optimizer.learning_rate.numpy())
-            row["seconds"] = time.perf_counter() - self.t0
-            if not math.isfinite(row["loss"]):  # nothing of this epoch is kept: the weights are garbage
-                self.diverged = str(row["loss"])
-                self.model.stop_training = True
-                return
-            if is_better(cfg.train.monitor, row[cfg.train.monitor], self.best):
-                self.best, self.since = row[cfg.train.monitor], 0
-                # portable (float32 compute), with the averaged weights that were just validated (train.ema)
-                atomic_save(float32_copy(self.model, averaged_weights(self.model)), run_dir / "best.keras")
-                mark = " *"
-            else:
-                self.since += 1
-                mark = ""
-            rows.append(row)
-            write_results(run_dir / "results.csv", rows)
-            atomic_save(self.model, run_dir / "last.keras")
-            self.session.append(row["seconds"])
-            left = cfg.train.epochs - (epoch + 1)
-            eta = f"  ETA {duration(sum(self.session) / len(self.session) * left)}" if left else ""
-            print(format_row(row, cfg.train.epochs) + mark + eta, flush=True)
-            if cfg.train.early_stopping and self.since >= cfg.train.early_stopping:
-                print(f"early stopping: {cfg.train.monitor} has not improved for {self.since} epochs", flush=True)
-                self.stopped_early = True
-                self.model.stop_training = True
-
-    return RunLogger()
+    log.info(f"backbone {'frozen' if frozen else 'unfrozen: fine-tuning all layers'} from step {step}")
 
 
 def format_row(row: dict[str, float], epochs: int) -> str:
@@ -232,139 +170,299 @@ def format_row(row: dict[str, float], epochs: int) -> str:
     return f"epoch {int(row['epoch']):>3}/{epochs}  {part('')}  | val {part('val_')}  lr {row['lr']:.2e}  {row['seconds']:.1f}s"
 
 
+class EpochLogger(keras.callbacks.Callback):
+    """At each epoch's end: one line, then best.keras (if improved), results.csv and last.keras, each
+    written atomically and in that order (see the module docstring); stops on a non-finite loss and,
+    with train.early_stopping, when the monitor has not improved for that many epochs."""
+
+    def __init__(self, trainer: Trainer):
+        super().__init__()
+        self.trainer = trainer
+        self.monitor = trainer.cfg.train.monitor
+        self.best, self.since = best_of(trainer.rows, self.monitor)
+        self.stopped_early = False
+        self.diverged = ""  # "nan" or "inf" when the training loss stopped being finite
+        self.session: list[float] = []  # seconds of the epochs run by this process: the ETA
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.t0 = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        t, logs = self.trainer, logs or {}
+        row = {"epoch": epoch + 1, **{c: float(logs.get(c, float("nan"))) for c in COLUMNS[1:-2]}}
+        row["lr"] = float(self.model.optimizer.learning_rate.numpy())
+        row["seconds"] = time.perf_counter() - self.t0
+        if not math.isfinite(row["loss"]):  # nothing of this epoch is kept: the weights are garbage
+            self.diverged = str(row["loss"])
+            self.model.stop_training = True
+            return
+        if is_better(self.monitor, row[self.monitor], self.best):
+            self.best, self.since = row[self.monitor], 0
+            # portable (float32 compute), with the averaged weights that were just validated (train.ema)
+            atomic_save(float32_copy(self.model, averaged_weights(self.model)), t.run_dir / "best.keras")
+            mark = " *"
+        else:
+            self.since += 1
+            mark = ""
+        t.rows.append(row)
+        write_results(t.run_dir / "results.csv", t.rows)
+        atomic_save(self.model, t.run_dir / "last.keras")
+        self.session.append(row["seconds"])
+        epochs = t.cfg.train.epochs
+        left = epochs - (epoch + 1)
+        eta = f"  ETA {duration(sum(self.session) / len(self.session) * left)}" if left else ""
+        log.info(format_row(row, epochs) + mark + eta)
+        patience = t.cfg.train.early_stopping
+        if patience and self.since >= patience:
+            log.info(f"early stopping: {self.monitor} has not improved for {self.since} epochs")
+            self.stopped_early = True
+            self.model.stop_training = True
+
+
+class Trainer:
+    """One run of ``cifake train``, read top to bottom: ``setup()`` (devices, data, model, run
+    directory), ``fit()`` (the epochs still to run, stage by stage), ``finish()`` (best.keras
+    evaluated, metrics.json). ``run()`` does the three; ``scripts/bench_train.py`` times
+    ``setup()`` + ``fit()`` of the same object.
+
+    After ``setup()`` the object holds what the run is made of: ``strategy`` and ``devices``,
+    ``train_split`` / ``val_split`` and ``data_info`` (data.json), ``steps_per_epoch``, ``model``,
+    ``start_epoch`` (epochs already done when resuming), ``rows`` (results.csv) and ``run_dir``.
+    Everything that can refuse the run (TF_CONFIG, data, model shape) is checked before a new run
+    directory exists, so a failed start leaves nothing behind. Under multi-worker training only the
+    chief writes the run directory; the other workers write to a temporary folder they remove.
+    """
+
+    def __init__(
+        self,
+        cfg: Config,
+        run_dir: Path | None = None,
+        *,
+        resume: bool = False,
+        config_changed: bool = False,
+        callbacks: tuple | list = (),
+    ):
+        self.cfg, self.resume, self.config_changed = cfg, resume, config_changed
+        self.run_dir = Path(run_dir) if run_dir is not None else None
+        self.callbacks = list(callbacks)  # more Keras callbacks for fit (the benchmark's probe)
+        self.cluster = cluster_from_env(cfg.train.distribute)  # a malformed TF_CONFIG fails before anything else
+        if self.cluster and cfg.train.batch_size % self.cluster.tasks:
+            raise UserError(
+                f"train.batch_size={cfg.train.batch_size} is the global batch and must divide evenly over the "
+                f"{self.cluster.tasks} workers; choose a multiple of {self.cluster.tasks}"
+            )
+        from .layout import inside_image_folders
+
+        if not resume and inside_image_folders(cfg.train.runs_dir, cfg.data.dir):
+            raise UserError(
+                f"train.runs_dir={cfg.train.runs_dir} is inside the dataset's image folders ({cfg.data.dir}): the "
+                "run's figures would be read as images next time; choose a folder outside them"
+            )
+        chief = self.cluster is None or self.cluster.is_chief
+        self.scratch = None if chief else Path(tempfile.mkdtemp(prefix="cifake-worker-"))
+        self.strategy = self.devices = self.model = self.logger = None
+        self.train_split = self.val_split = None
+        self.data_info: dict = {}
+        self.steps_per_epoch = self.start_epoch = 0
+        self.rows: list[dict[str, float]] = []
+
+    def run(self) -> Path:
+        """setup, fit, finish; the caller's mixed-precision policy comes back after, and a worker's
+        scratch folder is removed."""
+        started = time.perf_counter()
+        policy = keras.mixed_precision.global_policy()  # setup_devices sets the run's
+        try:
+            self.setup()
+            self.fit()
+            return self.finish(started)
+        finally:
+            keras.mixed_precision.set_global_policy(policy)
+            if self.scratch is not None:
+                shutil.rmtree(self.scratch, ignore_errors=True)
+
+    # --- setup ------------------------------------------------------------------------------------
+
+    def setup(self) -> None:
+        cfg = self.cfg
+        self.strategy, self.devices = setup_devices(cfg, self.cluster)
+        keras.utils.set_random_seed(cfg.train.seed)
+        t0 = time.perf_counter()
+        self._load_data()
+        if self.resume:
+            check_same_data(self.run_dir, self.data_info)
+        with self.strategy.scope():
+            self._model_and_history()
+        self._prepare_run_dir()
+        log.info(f"run directory: {self.run_dir}")
+        log.info(f"devices: {self.devices}")
+        log.info(
+            f"data: {len(self.train_split):,} train / {len(self.val_split):,} val images from {cfg.data.dir} "
+            f"({time.perf_counter() - t0:.1f}s)"
+        )
+        if self.start_epoch:
+            log.info(f"resuming after epoch {self.start_epoch}")
+        log.info(f"model: {self.model.name}, {describe(self.model)}")
+        if self.strategy.num_replicas_in_sync > 1:
+            build_for_replicas(self.model, self.strategy)
+
+    def _load_data(self) -> None:
+        """The splits and data.json's facts; Ctrl-C here leaves nothing written."""
+        from .data import load_splits, split_info
+
+        try:
+            splits = load_splits(self.cfg.data)
+        except KeyboardInterrupt:
+            log.warning("\ninterrupted while loading the data: nothing was written")
+            raise
+        self.train_split, self.val_split = splits["train"], splits["val"]
+        self.steps_per_epoch = math.ceil(len(self.train_split) / self.cfg.train.batch_size)
+        self.data_info = {**split_info(splits), "steps_per_epoch": self.steps_per_epoch}
+
+    def _model_and_history(self) -> None:
+        """The model, the epochs already done and their results.csv rows: from last.keras when
+        resuming, else a new model (inside the strategy's scope).
+
+        On resume, the run's files must agree: last.keras loads, holds the architecture config.yaml
+        describes, and results.csv has a row for every epoch it completed (results.csv is then cut
+        back to those rows).
+        """
+        if self.resume:
+            last = self.run_dir / "last.keras"
+            if last.exists() or last.is_symlink():
+                self.model = _load_last(last, self.cfg)
+                done = min(int(self.model.optimizer.iterations.numpy()) // self.steps_per_epoch, self.cfg.train.epochs)
+                rows = read_results(self.run_dir / "results.csv")
+                if len(rows) < done:
+                    raise UserError(
+                        f"{self.run_dir}: last.keras has completed {done} epoch(s) but results.csv holds "
+                        f"{len(rows)} row(s): the run's files disagree (results.csv was emptied or replaced); "
+                        "restore it, or start a new run"
+                    )
+                self.start_epoch, self.rows = done, rows[:done]
+                if self.scratch is None:
+                    write_results(self.run_dir / "results.csv", self.rows)
+                return
+            log.info(f"note: {self.run_dir} has no last.keras (no epoch finished): training starts from epoch 1")
+        # a shape Keras cannot build fails here, before the run directory exists
+        self.model, self.start_epoch, self.rows = new_model(self.cfg, self.train_split.images), 0, []
+
+    def _prepare_run_dir(self) -> None:
+        """Where this process writes: a new run directory, the resumed one, or a worker's scratch folder."""
+        cfg = self.cfg
+        if self.scratch is not None:  # a worker that is not the chief: its copies go to a folder it removes
+            if self.resume:
+                write_results(self.scratch / "results.csv", self.rows)
+            self.run_dir = self.scratch
+        elif not self.resume:
+            self.run_dir = new_run_dir(cfg.train.runs_dir, cfg.train.name)
+            atomic_write_text(self.run_dir / "config.yaml", versions_header() + cfg.to_yaml())
+            write_data_info(self.run_dir, self.data_info)
+        elif self.config_changed:
+            atomic_write_text(self.run_dir / "config.yaml", versions_header() + cfg.to_yaml())
+
+    # --- fit --------------------------------------------------------------------------------------
+
+    def fit(self) -> None:
+        """The epochs still to run, stage by stage (a frozen backbone first, when configured)."""
+        self.logger = EpochLogger(self)
+        try:
+            for start, end in self._stages():
+                self._fit_stage(start, end)
+                if self.logger.diverged:
+                    raise UserError(
+                        f"training diverged: the loss became {self.logger.diverged} in epoch {len(self.rows) + 1} "
+                        f"(train.lr={self.cfg.train.lr:g}, train.optimizer={self.cfg.train.optimizer}); lower "
+                        f"train.lr or add train.warmup_epochs. The run is not finished; {self.run_dir} keeps the "
+                        "epochs before it"
+                    )
+                if self.logger.stopped_early:
+                    break
+        except KeyboardInterrupt:
+            log.warning(
+                f"\ninterrupted after {len(self.rows)} completed epoch(s); saved in {self.run_dir}. Resume with:\n"
+                f"  cifake train --resume {self.run_dir}"
+            )
+            raise
+
+    def _stages(self) -> list[tuple[int, int]]:
+        patience = self.cfg.train.early_stopping
+        if self.start_epoch and patience and self.logger.since >= patience:
+            return []  # a resumed run that had already stopped early
+        return stages(self.cfg, self.start_epoch)
+
+    def _fit_stage(self, start: int, end: int) -> None:
+        from .compat import local_logs_for_multi_worker
+        from .pipelines import distribute, eval_dataset
+
+        cfg, strategy, steps = self.cfg, self.strategy, self.steps_per_epoch
+        set_backbone_frozen(self.model, start < cfg.model.freeze_epochs, cfg, start * steps)
+        eval_batch = max(cfg.train.batch_size, 512)
+        callbacks = [
+            lr_callback(cfg.train, steps),
+            progress_callback(steps, cfg.train.epochs),
+            self.logger,
+            *self._extra_callbacks(),
+            *self.callbacks,
+        ]
+        with local_logs_for_multi_worker(strategy):
+            self.model.fit(
+                distribute(lambda: training_batches(cfg, self.train_split, end, start), strategy),
+                validation_data=distribute(lambda: eval_dataset(self.val_split, eval_batch), strategy),
+                validation_steps=math.ceil(len(self.val_split) / eval_batch),
+                epochs=end,
+                initial_epoch=start,
+                steps_per_epoch=steps,
+                callbacks=callbacks,
+                shuffle=False,  # the dataset shuffles itself, reproducibly
+                verbose=0,  # progress_callback draws the one display
+            )
+
+    def _extra_callbacks(self) -> list:
+        """SwapEMAWeights (validation sees the average) and TensorBoard, as the config asks."""
+        t = self.cfg.train
+        extra = [keras.callbacks.SwapEMAWeights()] if t.ema else []
+        if t.tensorboard and importlib.util.find_spec("tensorboard") is None:
+            log.warning("note: tensorboard is not installed (pip install tensorboard): no event files")
+        elif t.tensorboard:  # event files: tensorboard --logdir runs
+            extra.append(
+                keras.callbacks.TensorBoard(
+                    log_dir=str(self.run_dir / "tensorboard"), write_graph=t.tensorboard_graph, update_freq="epoch"
+                )
+            )
+        return extra
+
+    # --- finish -----------------------------------------------------------------------------------
+
+    def finish(self, started: float | None = None) -> Path:
+        """best.keras evaluated on validation into metrics.json (the chief); the run directory."""
+        if self.scratch is not None:
+            log.info(
+                f"worker {self.cluster.task_index} done after {len(self.rows)} epoch(s); the chief wrote the run directory"
+            )
+            return self.run_dir
+        log.info("evaluating best.keras on the validation split ...")
+        cfg = self.cfg
+        final = finish(self.run_dir, self.val_split, cfg, self.rows)
+        log.info(
+            f"best {cfg.train.monitor} {final['best_' + cfg.train.monitor.removeprefix('val_')]:.4f} at epoch "
+            f"{final['best_epoch']}; val accuracy {final['accuracy']:.4f}"
+        )
+        wall = f" (wall time {duration(time.perf_counter() - started)})" if started is not None else ""
+        log.info(f"run directory: {self.run_dir}{wall}")
+        return self.run_dir
+
+
 def train(cfg: Config, run_dir: Path | None = None, *, resume: bool = False, config_changed: bool = False) -> Path:
     """Train ``cfg`` into ``run_dir`` (a new runs/NAME when None); return the run directory.
 
-    With ``resume``, continue ``run_dir`` from its last completed epoch (see module docstring);
-    ``config_changed``: the resumable keys changed, so config.yaml is rewritten. Everything that can
-    refuse the run (TF_CONFIG, data, model shape) is checked before a new run directory exists, so a
-    failed start leaves nothing behind. Under multi-worker training only the chief writes the run
-    directory; the other workers write to a temporary folder that they remove.
+    With ``resume``, continue ``run_dir`` from its last completed epoch (see the module docstring);
+    ``config_changed``: the resumable keys changed, so config.yaml is rewritten. See ``Trainer``.
     """
-    cluster = cluster_from_env(cfg.train.distribute)  # a malformed TF_CONFIG fails before anything else
-    if cluster and cfg.train.batch_size % cluster.tasks:
-        raise UserError(
-            f"train.batch_size={cfg.train.batch_size} is the global batch and must divide evenly over the "
-            f"{cluster.tasks} workers; choose a multiple of {cluster.tasks}"
-        )
-    from .layout import inside_image_folders
-
-    if not resume and inside_image_folders(cfg.train.runs_dir, cfg.data.dir):
-        raise UserError(
-            f"train.runs_dir={cfg.train.runs_dir} is inside the dataset's image folders ({cfg.data.dir}): the run's "
-            "figures would be read as images next time; choose a folder outside them"
-        )
-    chief = cluster is None or cluster.is_chief
-    scratch = None if chief else Path(tempfile.mkdtemp(prefix="cifake-worker-"))
-    keras = import_keras()
-    policy = keras.mixed_precision.global_policy()  # setup_devices sets the run's; the caller keeps its own
-    try:
-        return _train(cfg, run_dir, resume, config_changed, cluster, scratch)
-    finally:
-        keras.mixed_precision.set_global_policy(policy)
-        if scratch is not None:
-            shutil.rmtree(scratch, ignore_errors=True)
-
-
-def _train(cfg: Config, run_dir, resume: bool, config_changed: bool, cluster, scratch: Path | None) -> Path:
-    keras = import_keras()
-
-    started = time.perf_counter()
-    strategy, devices = setup_devices(cfg, cluster)
-    keras.utils.set_random_seed(cfg.train.seed)
-    t0 = time.perf_counter()
-    train_split, val_split, data_info = _load_data(cfg)
-    steps = data_info["steps_per_epoch"]
-    if resume:
-        run_dir = Path(run_dir)
-        check_same_data(run_dir, data_info)
-    with strategy.scope():
-        model, initial_epoch, rows = _model_and_history(cfg, run_dir if resume else None, train_split, steps, scratch)
-    run_dir = _prepare_run_dir(cfg, run_dir, resume, config_changed, scratch, data_info, rows)
-    print(f"run directory: {run_dir}", flush=True)
-    print(f"devices: {devices}", flush=True)
-    print(
-        f"data: {len(train_split):,} train / {len(val_split):,} val images from {cfg.data.dir} ({time.perf_counter() - t0:.1f}s)",
-        flush=True,
-    )
-    if initial_epoch:
-        print(f"resuming after epoch {initial_epoch}", flush=True)
-    print(f"model: {model.name}, {describe(model)}", flush=True)
-
-    if strategy.num_replicas_in_sync > 1:
-        build_for_replicas(model, strategy)
-    callback = _callback(run_dir, cfg, rows)
-    try:
-        _fit(cfg, model, strategy, train_split, val_split, initial_epoch, callback, run_dir, rows)
-    except KeyboardInterrupt:
-        print(
-            f"\ninterrupted after {len(rows)} completed epoch(s); saved in {run_dir}. Resume with:\n  cifake train --resume {run_dir}",
-            file=sys.stderr,
-            flush=True,
-        )
-        raise
-
-    if scratch is not None:
-        print(
-            f"worker {cluster.task_index} done after {len(rows)} epoch(s); the chief wrote the run directory",
-            flush=True,
-        )
-        return run_dir
-    print("evaluating best.keras on the validation split ...", flush=True)
-    final = finish(run_dir, val_split, cfg, rows)
-    print(
-        f"best {cfg.train.monitor} {final['best_' + cfg.train.monitor.removeprefix('val_')]:.4f} at epoch {final['best_epoch']}; val accuracy {final['accuracy']:.4f}",
-        flush=True,
-    )
-    print(f"run directory: {run_dir} (wall time {duration(time.perf_counter() - started)})", flush=True)
-    return run_dir
-
-
-def _load_data(cfg: Config):
-    """(train split, val split, data info for data.json); Ctrl-C here leaves nothing written."""
-    from .data import load_splits, split_info
-
-    try:
-        splits = load_splits(cfg.data)
-    except KeyboardInterrupt:
-        print("\ninterrupted while loading the data: nothing was written", file=sys.stderr, flush=True)
-        raise
-    train_split, val_split = splits["train"], splits["val"]
-    steps = math.ceil(len(train_split) / cfg.train.batch_size)
-    return train_split, val_split, {**split_info(splits), "steps_per_epoch": steps}
-
-
-def _model_and_history(cfg: Config, resume_dir: Path | None, train_split, steps: int, scratch: Path | None):
-    """(model, epochs already done, their results.csv rows): from last.keras when resuming, else a new model.
-
-    Call inside the strategy's scope. On resume, the run's files must agree: last.keras loads, holds
-    the architecture config.yaml describes, and results.csv has a row for every epoch it completed
-    (results.csv is then cut back to those rows).
-    """
-    if resume_dir is not None:
-        last = resume_dir / "last.keras"
-        if last.exists() or last.is_symlink():
-            model = _load_last(last, cfg)
-            initial_epoch = min(int(model.optimizer.iterations.numpy()) // steps, cfg.train.epochs)
-            rows = read_results(resume_dir / "results.csv")
-            if len(rows) < initial_epoch:
-                raise UserError(
-                    f"{resume_dir}: last.keras has completed {initial_epoch} epoch(s) but results.csv holds "
-                    f"{len(rows)} row(s): the run's files disagree (results.csv was emptied or replaced); "
-                    "restore it, or start a new run"
-                )
-            rows = rows[:initial_epoch]
-            if scratch is None:
-                write_results(resume_dir / "results.csv", rows)
-            return model, initial_epoch, rows
-        print(f"note: {resume_dir} has no last.keras (no epoch finished): training starts from epoch 1", flush=True)
-    # a shape Keras cannot build fails here, before the run directory exists
-    return new_model(cfg, train_split.images), 0, []
+    return Trainer(cfg, run_dir, resume=resume, config_changed=config_changed).run()
 
 
 def _load_last(last: Path, cfg: Config):
     """last.keras of a resumed run, checked: a readable .keras file whose weights fit config.yaml's model."""
-    keras = import_keras()
     from .detector import check_keras_file
     from .models import build_model
 
@@ -387,67 +485,6 @@ def _load_last(last: Path, cfg: Config):
     return model
 
 
-def _prepare_run_dir(cfg: Config, run_dir, resume: bool, config_changed: bool, scratch, data_info, rows) -> Path:
-    """Where this process writes: a new run directory, the resumed one, or a worker's scratch folder."""
-    if scratch is not None:  # a worker that is not the chief: its copies go to a folder it removes
-        if resume:
-            write_results(scratch / "results.csv", rows)
-        return scratch
-    if not resume:
-        run_dir = new_run_dir(cfg.train.runs_dir, cfg.train.name)
-        atomic_write_text(run_dir / "config.yaml", versions_header() + cfg.to_yaml())
-        write_data_info(run_dir, data_info)
-    elif config_changed:
-        atomic_write_text(run_dir / "config.yaml", versions_header() + cfg.to_yaml())
-    return run_dir
-
-
-def _extra_callbacks(cfg: Config, run_dir: Path) -> list:
-    """SwapEMAWeights (validation sees the average) and TensorBoard, as the config asks."""
-    keras = import_keras()
-    extra = [keras.callbacks.SwapEMAWeights()] if cfg.train.ema else []
-    if cfg.train.tensorboard and importlib.util.find_spec("tensorboard") is None:
-        print("note: tensorboard is not installed (pip install tensorboard): no event files", file=sys.stderr)
-    elif cfg.train.tensorboard:  # event files: tensorboard --logdir runs
-        extra.append(
-            keras.callbacks.TensorBoard(
-                log_dir=str(run_dir / "tensorboard"), write_graph=cfg.train.tensorboard_graph, update_freq="epoch"
-            )
-        )
-    return extra
-
-
-def _fit(cfg: Config, model, strategy, train_split, val_split, initial_epoch: int, callback, run_dir, rows) -> None:
-    """The epochs still to run, stage by stage (a frozen backbone first, when configured)."""
-    from .pipelines import distribute, eval_dataset
-
-    bs = cfg.train.batch_size
-    steps = math.ceil(len(train_split) / bs)
-    extra = _extra_callbacks(cfg, run_dir)
-    done_early = initial_epoch and cfg.train.early_stopping and callback.since >= cfg.train.early_stopping
-    for start, end in stages(cfg, initial_epoch) if not done_early else []:
-        set_backbone_frozen(model, start < cfg.model.freeze_epochs, cfg, start * steps)
-        model.fit(
-            distribute(lambda start=start, end=end: training_batches(cfg, train_split, end, start), strategy),
-            validation_data=distribute(lambda: eval_dataset(val_split, max(bs, 512)), strategy),
-            validation_steps=math.ceil(len(val_split) / max(bs, 512)),
-            epochs=end,
-            initial_epoch=start,
-            steps_per_epoch=steps,
-            callbacks=[lr_callback(cfg.train, steps), progress_callback(steps, cfg.train.epochs), callback, *extra],
-            shuffle=False,  # the dataset shuffles itself, reproducibly
-            verbose=0,  # progress_callback draws the one display
-        )
-        if callback.diverged:
-            raise UserError(
-                f"training diverged: the loss became {callback.diverged} in epoch {len(rows) + 1} "
-                f"(train.lr={cfg.train.lr:g}, train.optimizer={cfg.train.optimizer}); lower train.lr or add "
-                f"train.warmup_epochs. The run is not finished; {run_dir} keeps the epochs before it"
-            )
-        if callback.stopped_early:
-            break
-
-
 def init_from(model, source: str) -> None:
     """Copy the weights of ``source`` (a .keras file or run directory, loaded safely) into ``model``."""
     try:
@@ -462,7 +499,7 @@ def init_from(model, source: str) -> None:
             "use the model.* keys of the run it came from"
         )
     model.set_weights(theirs)
-    print(f"model: weights initialised from {source}", flush=True)
+    log.info(f"model: weights initialised from {source}")
 
 
 def finish(run_dir: Path, val_split, cfg: Config, rows: list[dict[str, float]]) -> dict:
@@ -504,7 +541,7 @@ def finish(run_dir: Path, val_split, cfg: Config, rows: list[dict[str, float]]) 
 
         training_curves(rows, run_dir / "curves.png", cfg.train.monitor)
     except Exception as e:  # noqa: BLE001 - a figure must not lose a finished run
-        print(f"warning: could not draw curves.png ({e})", file=sys.stderr)
+        log.warning(f"warning: could not draw curves.png ({e})")
     atomic_write_json(run_dir / "metrics.json", metrics)
     return metrics
 

@@ -9,12 +9,14 @@ Contenders (the baseline once, then each --config in order):
             every epoch), batch 32, Rescaling, 2 x (Conv2D 32 + MaxPool), Flatten, Dense 64,
             Dense 1 sigmoid, Adam 1e-3 (cifake's `notebook_cnn` model), until it reaches the
             highest of --targets it can within --baseline-epochs.
-  <stem>    each recipe, through cifake's own loader (a cold decode, no cache) and trainer pieces
-            (model, whitening stem, optimizer with EMA, schedule, augmentation), for its configured
-            epochs; validation uses the averaged weights when train.ema is on, as cifake train does.
+  <stem>    each recipe, run by the very ``Trainer`` that ``cifake train`` runs (a cold decode of
+            the train and validation images, no cache; model, whitening stem, optimizer with EMA,
+            schedule, augmentation, checkpoints), for its configured epochs, in a temporary runs
+            folder; validation uses the averaged weights when train.ema is on, as cifake train does.
 Every contender sees the same images: the baseline reads a folder of symlinks to cifake's training
-split. The clock covers data loading and training steps; validation checks (every --eval-every of an
-epoch, on the same validation images) pause it. Printed per contender: parameters, multiply-
+split. The clock covers data loading and training steps (for a recipe also its checkpoint writes);
+validation checks (every --eval-every of an epoch, on the same validation images, and cifake train's
+own pass at each epoch's end) pause it. Printed per contender: parameters, multiply-
 accumulates per image, training images/s, seconds to each of --targets, final and best accuracy, and
 the final model's accuracy with test-time augmentation (flip: 2 views, shift: 6), clock stopped.
 Speed is only comparable within one run (same machine, same load): compare ratios to the baseline.
@@ -49,13 +51,11 @@ class Clock:
         self.started = None
 
 
-def make_probe(keras, clock: Clock, val_x, val_y, steps_per_epoch: int, args, stop_after_first: bool, log: list):
+def make_probe(keras, clock: Clock, val_x, val_y, args, stop_after_first: bool, log: list, steps: int | None = None):
     """Callback: every ``args.eval_every`` epochs, pause the clock and measure validation accuracy (with the
     averaged weights when the optimizer keeps them); with ``stop_after_first``, stop --budget-s after the
     first target is reached (the baseline only has to give B)."""
     from cifake.train import averaged_weights
-
-    interval = max(1, round(args.eval_every * steps_per_epoch))
 
     class Probe(keras.callbacks.Callback):
         def __init__(self):
@@ -63,9 +63,16 @@ def make_probe(keras, clock: Clock, val_x, val_y, steps_per_epoch: int, args, st
             self.step = 0
             self.hits: dict[float, float] = {}
 
+        def on_test_begin(self, logs=None):  # cifake train's own validation pass: not training time
+            clock.stop()
+
+        def on_test_end(self, logs=None):
+            clock.start()
+
         def on_train_batch_end(self, batch, logs=None):
             self.step += 1
-            if self.step % interval:
+            steps_per_epoch = steps or self.params["steps"]
+            if self.step % max(1, round(args.eval_every * steps_per_epoch)):
                 return
             clock.stop()
             averaged = averaged_weights(self.model)
@@ -121,7 +128,7 @@ def run_baseline(args, splits, val_x, val_y, tmp: Path) -> dict:
     model = build_model(ModelConfig(name="notebook_cnn"))
     model.compile(keras.optimizers.Adam(1e-3), "binary_crossentropy", metrics=["accuracy"])
     steps = math.ceil(len(splits["train"]) / 32)
-    probe = make_probe(keras, clock, val_x, val_y, steps, args, True, log)
+    probe = make_probe(keras, clock, val_x, val_y, args, True, log, steps)
     model.fit(ds, epochs=args.baseline_epochs, callbacks=[probe], verbose=0)
     clock.stop()
     return summarize("baseline", None, model, log, probe, clock, steps * 32, "float32")
@@ -131,44 +138,43 @@ def run_recipe(args, config: str, val_x, val_y) -> dict:
     import keras
 
     from cifake.config import load_config
-    from cifake.data import load_splits
     from cifake.detector import predict_tta
-    from cifake.devices import setup_devices
-    from cifake.schedule import lr_callback
-    from cifake.train import averaged_weights, new_model, training_batches
+    from cifake.train import Trainer, averaged_weights
 
     path, *own = config.split()  # "configs/fast.yaml train.ema=0": a recipe and overrides of its own
+    runs = tempfile.mkdtemp(prefix="bench-runs-")
     cfg = load_config(
-        path, [f"data.dir={args.data_dir}", f"data.fraction={args.fraction}", "data.cache=false", *args.overrides, *own]
+        path,
+        [
+            f"data.dir={args.data_dir}",
+            f"data.fraction={args.fraction}",
+            "data.cache=false",
+            f"train.runs_dir={runs}",
+            "train.tensorboard=false",
+            *args.overrides,
+            *own,
+        ],
     )
-    _, devices = setup_devices(cfg)  # the precision cifake train would pick (train.mixed_precision)
-    print(f"    devices: {devices}", flush=True)
-    keras.utils.set_random_seed(cfg.train.seed)
     clock, log = Clock(), []
-    clock.start()
-    split = load_splits(cfg.data, progress=False)["train"]  # a cold decode: counted
-    bs = cfg.train.batch_size
-    steps = math.ceil(len(split) / bs)
-    model = new_model(cfg, split.images)
-    probe = make_probe(keras, clock, val_x, val_y, steps, args, False, log)
-    ds = training_batches(cfg, split, cfg.train.epochs)
-    model.fit(
-        ds,
-        epochs=cfg.train.epochs,
-        steps_per_epoch=steps,
-        callbacks=[lr_callback(cfg.train, steps), probe],
-        verbose=0,
-        shuffle=False,
-    )
-    clock.stop()
-    precision = keras.mixed_precision.global_policy().name
-    averaged = averaged_weights(model)
-    if averaged is not None:  # the weights cifake train would save in best.keras
-        model.set_weights(averaged)
-    tta = {mode: accuracy(predict_tta(model, val_x, 1024, mode), val_y) for mode in ("flip", "shift")}
-    keras.mixed_precision.set_global_policy("float32")
+    probe = make_probe(keras, clock, val_x, val_y, args, False, log)
+    trainer = Trainer(cfg, callbacks=[probe])  # the very object `cifake train` runs
+    try:
+        clock.start()
+        trainer.setup()  # devices, a cold decode, the model: counted
+        trainer.fit()
+        clock.stop()
+        model = trainer.model
+        precision = keras.mixed_precision.global_policy().name
+        averaged = averaged_weights(model)
+        if averaged is not None:  # the weights cifake train would save in best.keras
+            model.set_weights(averaged)
+        tta = {mode: accuracy(predict_tta(model, val_x, 1024, mode), val_y) for mode in ("flip", "shift")}
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+        shutil.rmtree(runs, ignore_errors=True)
     name = " ".join([Path(path).stem, *own])
-    return {**summarize(name, config, model, log, probe, clock, steps * bs, precision), "final_val_accuracy_tta": tta}
+    images = trainer.steps_per_epoch * cfg.train.batch_size
+    return {**summarize(name, config, model, log, probe, clock, images, precision), "final_val_accuracy_tta": tta}
 
 
 def accuracy(p, y) -> float:
@@ -335,9 +341,11 @@ def main() -> None:
             plot(result, args.plot)
         return
 
+    from cifake import logs
     from cifake.config import DataConfig
     from cifake.data import load_splits
 
+    logs.setup()  # cifake's own lines (devices, epochs) as `cifake train` prints them
     splits = load_splits(DataConfig(dir=args.data_dir, fraction=args.fraction), progress=False)  # split + val arrays
     val_x, val_y = splits["val"].images, splits["val"].labels
     result = {

@@ -18,6 +18,17 @@ REPO = Path(__file__).resolve().parents[1]
 REAL_ZIP = REPO.parent / "shared" / "data" / "cifake-train.zip"
 
 
+@pytest.fixture(autouse=True)
+def cli_logging():
+    """The library logs through ``logging`` (cifake/logs.py) and shows nothing by itself; tests read
+    its messages as the ``cifake`` command prints them (INFO to stdout, warnings and status to stderr).
+    ``tests/test_house.py`` checks the library's own silence with this routing taken away."""
+    from cifake import logs
+
+    with logs.routed("normal"):
+        yield
+
+
 def cifake_name(i: int, subject: int) -> str:
     """CIFAKE file naming: no suffix for airplane (subject 0), ' (k)' for subject k-1."""
     return f"{i:04d}.jpg" if subject == 0 else f"{i:04d} ({subject + 1}).jpg"

@@ -86,3 +86,84 @@ def test_library_errors_name_parameters_and_the_cli_names_flags(tmp_path, capsys
         evaluate(tmp_path / "m.keras", split="test", calibrate=True)
     assert main(["evaluate", str(tmp_path / "m.keras"), "--split", "test", "--calibrate"]) == 2
     assert "--calibrate only works on --split val" in capsys.readouterr().err
+
+
+# --- private Keras/TensorFlow names live in compat.py; the library talks through logging ------------
+
+PRIVATE_MODULES = ("keras.src", "tensorflow.python", "tensorflow.compiler", "tensorflow.core", "tensorflow.lite.python")
+
+
+def private_uses(path: Path) -> list[str]:
+    """Private names ``path`` uses: imports of a library's private modules, and ``x._name``
+    attribute reads on anything but ``self``, ``cls`` or ``super()``."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Attribute) and node.attr.startswith("_") and not node.attr.endswith("__"):
+            v = node.value
+            if isinstance(v, ast.Name) and v.id in ("self", "cls"):
+                continue
+            if isinstance(v, ast.Call) and isinstance(v.func, ast.Name) and v.func.id == "super":
+                continue
+            found.append(f"{path.name}:{node.lineno} {ast.unparse(node)}")
+        elif isinstance(node, ast.ImportFrom | ast.Import):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""]
+            found += [f"{path.name}:{node.lineno} import {m}" for m in names if m.startswith(PRIVATE_MODULES)]
+    return found
+
+
+def test_private_keras_and_tensorflow_names_are_used_in_compat_only():
+    compat = PACKAGE / "compat.py"
+    assert private_uses(compat), "the checker finds nothing even where the private names are"
+    leaks = [u for p in sorted(PACKAGE.rglob("*.py")) if p != compat for u in private_uses(p)]
+    assert not leaks, f"private names outside cifake/compat.py: {leaks}"
+
+
+def test_the_library_has_no_print_outside_the_command_line():
+    """The CLI (cli.py, commands/) prints results; the library logs (cifake/logs.py)."""
+    prints = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        if path.name == "cli.py" or "commands" in path.relative_to(PACKAGE).parts:
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "print":
+                prints.append(f"{path.relative_to(PACKAGE)}:{node.lineno}")
+    assert not prints, f"print() in the library: {prints}"
+
+
+def test_a_python_api_call_prints_nothing_and_logging_shows_it(tmp_path, capfd):
+    """cifake.train and Detector.predict write nothing to stdout or stderr unless the caller
+    configures logging; with a handler on the ``cifake`` logger, the run's lines arrive there."""
+    import logging
+
+    import cifake
+    from cifake import logs
+
+    from .conftest import make_dataset
+
+    data = make_dataset(tmp_path / "data", per_class=60)
+    cfg = cifake.load_config(
+        None, [f"data.dir={data}", f"train.runs_dir={tmp_path / 'runs'}", "train.epochs=1", "data.val_fraction=0.2"]
+    )
+    cfg.model.filters, cfg.train.tensorboard = [8], False
+    logs.teardown()  # the library's default, as a Python user has it
+    capfd.readouterr()
+    from cifake.train import train  # `cifake.train` is shadowed by the module of that name once imported
+
+    run = train(cfg)
+    p = cifake.load_detector(run / "best.keras").predict(str(data / "train" / "FAKE"))
+    out, err = capfd.readouterr()
+    assert len(p) == 60 and out == "" and err == "", (out[-500:], err[-500:])
+
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = records.append
+    logging.getLogger("cifake").addHandler(handler)
+    logging.getLogger("cifake").setLevel(logging.INFO)
+    try:
+        cifake.Trainer(cfg).run()
+    finally:
+        logging.getLogger("cifake").removeHandler(handler)
+        logs.teardown()
+    messages = [r.getMessage() for r in records]
+    assert any(m.startswith("epoch   1/1") for m in messages) and any(m.startswith("run directory:") for m in messages)
+    assert capfd.readouterr().out == ""

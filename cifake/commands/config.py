@@ -47,7 +47,11 @@ def run(args) -> int:
     check_model_config(cfg.model)
     print(cfg.to_yaml(), end="")
     if args.summary:  # stdout stays YAML that loads back: the model goes to stderr
-        from ..models import print_summary
+        from ..models import build_model, describe, summary_text
 
-        print_summary(cfg.model, file=sys.stderr)
+        model = build_model(cfg.model)
+
+        print(summary_text(model), file=sys.stderr)
+
+        print(describe(model), file=sys.stderr)
     return 0

@@ -97,7 +97,7 @@ def run(args) -> int:
     from ..detector import Detector
     from ..errors import UserError
     from ..images import collect, resized_note_counts
-    from ..predict import CsvSink, Table, shard
+    from ..predict import CsvSink, shard
     from ..text import printable
 
     if args.out:
@@ -174,3 +174,19 @@ def _score(files: list[str], detector, sink, args) -> tuple[int, int, int, int]:
             n_bad += len(unreadable)
             bar.update(len(rows) + len(unreadable))
     return n_rows, n_fake, n_other, n_bad
+
+
+class Table:
+    """The terminal table, printed as rows arrive (the column width comes from every file's name)."""
+
+    def __init__(self, files: list[str], threshold: float):
+        from ..text import printable
+
+        self.width = min(max(len(printable(f)) for f in files), 80)
+        print(f"{'path':<{self.width}}  {'P(FAKE)':>8}  label  {'size':>9}   (threshold {threshold:.4f})")
+
+    def write(self, rows: list) -> None:
+        from ..text import printable
+
+        for path, p, label, w, h in rows:
+            print(f"{printable(path):<{self.width}}  {p:>8.4f}  {label:<5}  {f'{w}x{h}' if w else '?':>9}")

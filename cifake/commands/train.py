@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ..config import RESUMABLE_KEYS
 from ._options import add_config_args, add_pixel_cap
 
 HELP = "train a detector from a YAML recipe"
@@ -20,9 +21,8 @@ def add_arguments(p) -> None:
     p.add_argument(
         "--resume",
         metavar="RUN_DIR",
-        help="continue an interrupted run; only train.epochs, train.early_stopping, train.threads, "
-        "train.cluster_timeout, data.dir and data.cache may change (more epochs stretch the cosine schedule: "
-        "see docs/commands.md)",
+        help=f"continue an interrupted run; only {', '.join(RESUMABLE_KEYS[:-1])} and {RESUMABLE_KEYS[-1]} may "
+        "change (more epochs stretch the cosine schedule: see docs/commands.md)",
     )
     p.add_argument("--summary", action="store_true", help="print the model's layers and parameters, then exit")
     add_pixel_cap(p)
@@ -50,9 +50,11 @@ def run(args) -> int:
         cfg.train.name = check_run_name(args.name, "--name")
     check_model_config(cfg.model)  # before the data is loaded: a bad shape fails in a second
     if args.summary:
-        from ..models import print_summary
+        from ..models import build_model, describe, summary_text
 
-        print_summary(cfg.model)
+        model = build_model(cfg.model)
+        print(summary_text(model))
+        print(describe(model))
         return 0
     train(cfg)
     return 0
