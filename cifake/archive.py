@@ -18,8 +18,8 @@ import zipfile
 from pathlib import Path, PurePosixPath
 
 from . import limits
-from .data import IMAGE_EXTENSIONS
 from .errors import UserError
+from .images import DATASET_EXTENSIONS
 from .layout import MARKER, check_target, clean_stale, verify
 from .progress import bars_shown, say
 from .text import printable
@@ -39,7 +39,7 @@ def _plan(zf: zipfile.ZipFile, archive: Path) -> list[tuple[zipfile.ZipInfo, str
         if info.is_dir():
             continue
         match = _MEMBER_RE.match(name.replace("\\", "/"))
-        if match and match["name"].lower().endswith(IMAGE_EXTENSIONS) and not match["name"].startswith("."):
+        if match and match["name"].lower().endswith(DATASET_EXTENSIONS) and not match["name"].startswith("."):
             rel = f"{match['split']}/{match['cls']}/{match['name']}"
             if rel in targets:  # e.g. a/train/REAL/x.jpg and b/train/REAL/x.jpg: one would overwrite the other
                 raise UserError(

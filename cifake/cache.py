@@ -20,6 +20,7 @@ import numpy as np
 
 from .decode import IMAGE_SIZE
 from .errors import UserError
+from .files import atomic_open
 
 log = logging.getLogger(__name__)
 
@@ -72,27 +73,10 @@ def write_cache(cache_file: Path, images: np.ndarray, bad: list[int], hashes: np
     """Write the cache atomically (readers see the old file or the whole new one); a failure is a note."""
     try:
         cache_file.parent.mkdir(exist_ok=True)
-        tmp = cache_file.with_name(f".{cache_file.stem}.{os.getpid()}.tmp.npz")  # one writer per name
-        try:
-            np.savez(tmp, images=images, bad=np.asarray(bad, np.int64), hashes=hashes)
-            os.replace(tmp, cache_file)
-        finally:
-            tmp.unlink(missing_ok=True)
+        with atomic_open(cache_file, "wb") as f:
+            np.savez(f, images=images, bad=np.asarray(bad, np.int64), hashes=hashes)
     except OSError as e:  # read-only dataset folder or a full disk: carry on without a cache
         log.warning(f"note: could not write the decode cache ({e}); set data.cache=false to silence")
-
-
-def current_files(root: Path) -> dict[Path, str]:
-    """The cache file each complete split of ``root`` would use -> the split's name and size."""
-    from .data import CLASS_NAMES, list_split
-
-    names = {}
-    for split in ("train", "test"):
-        if all((root / split / c).is_dir() for c in CLASS_NAMES):
-            paths, _ = list_split(root, split)
-            if paths:
-                names[cache_file_for(paths, root)] = f"{split} ({len(paths):,} images)"
-    return names
 
 
 def clear(root: Path) -> str:
@@ -110,15 +94,18 @@ def clear(root: Path) -> str:
     return f"removed {folder} ({total / 1e6:,.0f} MB); the next run decodes the images again"
 
 
-def listing(root: Path) -> list[str]:
-    """One line per cache file of ``root`` (size, and the split it serves or 'stale'), then a total."""
+def listing(root: Path, in_use: dict[Path, str]) -> list[str]:
+    """One line per cache file of ``root`` (size, and the split it serves or 'stale'), then a total.
+
+    ``in_use``: the cache file each complete split would use -> what it serves
+    (``data.cache_files_in_use``, which knows the dataset's layout: this module does not)."""
     if not root.is_dir():
         raise UserError(f"{root} is not a folder (the dataset root, config key data.dir)")
     folder = root / CACHE_DIRNAME
     files = sorted(folder.glob("*.npz")) if folder.is_dir() else []
     if not files:
         return [f"no decode cache in {root} (it is written by cifake download and by the first run on a whole split)"]
-    current = current_files(root)
+    current = in_use
     lines, total = [], 0
     for f in files:
         size = f.stat().st_size

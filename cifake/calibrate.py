@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import UserError
+from .files import atomic_save
 from .metrics import expected_calibration_error
 
 EPS = 1e-7
@@ -106,9 +107,7 @@ def calibrate(
     fold_into_model(model, t, b)
     out = (out_dir or checkpoint.parent) / f"{checkpoint.stem}-calibrated.keras"
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.stem}.tmp.keras")
-    model.save(tmp)
-    tmp.replace(out)
+    atomic_save(model, out)
     return {
         "temperature": t,
         "bias": b,

@@ -18,7 +18,7 @@ import signal
 import sys
 import traceback
 
-from . import __version__, commands, limits, logs, signals, text
+from . import __version__, commands, limits, logs, renames, signals, text
 from .errors import UserError
 
 LABELS_NOTE = "Labels: FAKE = 1 is the positive class everywhere (P(FAKE), precision, recall, CSV columns)."
@@ -136,6 +136,7 @@ def main(argv: list[str] | None = None) -> int:
         os.environ["CIFAKE_DEBUG"] = "1"  # tfutil then leaves TensorFlow's start-up logs alone
     _safe_streams()
     verbosity = "quiet" if args.quiet else "verbose" if args.verbose else "normal"
+    renames.forget()
     with _signals(), logs.routed(verbosity):
         return _run(args)
 

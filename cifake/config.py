@@ -18,7 +18,7 @@ from typing import Any
 
 import yaml
 
-from . import limits
+from . import limits, renames
 from .errors import ConfigError, UserError
 
 # The keys a resumed run may change (``cifake train --resume RUN key=value``): none of them changes
@@ -33,6 +33,9 @@ RESUMABLE_KEYS = (
 )
 
 
+SEED_MAX = 2**32 - 1  # every seed (data.split_seed, train.seed, --seed) is a NumPy/TensorFlow 32-bit seed
+
+
 def _f(default: Any, help: str, **rules: Any) -> Any:
     """A config field: default, one-line help, and validation rules (choices, min, max, gt)."""
     if isinstance(default, list):
@@ -45,7 +48,7 @@ class DataConfig:
     dir: str = _f("data/cifake", "dataset root holding train/{REAL,FAKE} and optionally test/{REAL,FAKE}")
     val_fraction: float = _f(0.1, "share of train held out for validation (seeded, stratified)", gt=0, max=0.9)
     fraction: float = _f(1.0, "seeded, stratified subset of every split to use (CI: 0.01)", gt=0, max=1)
-    split_seed: int = _f(42, "seed of the subset and validation split; independent of train.seed", min=0, max=2**32 - 1)
+    split_seed: int = _f(42, "seed of the subset and validation split; independent of train.seed", min=0, max=SEED_MAX)
     extra_fake: list[str] = _f(
         [],
         "folders of more FAKE images (e.g. other generators' samples) added to the training split only, never "
@@ -162,12 +165,12 @@ class TrainConfig:
     )
     early_stopping: int = _f(0, "stop after this many epochs without improving monitor; 0 = off", min=0, max=100_000)
     monitor: str = _f("val_accuracy", "metric that picks best.keras", choices=("val_accuracy", "val_auc", "val_loss"))
-    seed: int = _f(0, "seed of weights, shuffling and augmentation (CPU runs are reproducible)", min=0, max=2**32 - 1)
+    seed: int = _f(0, "seed of weights, shuffling and augmentation (CPU runs are reproducible)", min=0, max=SEED_MAX)
     mixed_precision: str = _f(
         "auto",
         "compute precision: auto = float16 on GPUs of compute capability >= 7.0, bfloat16 on CPUs with AMX-BF16 or "
         "AVX512-BF16, else float32; fp16 / bf16 force one (weights and the P(FAKE) output stay float32); off = "
-        "float32; on = the old spelling of fp16-on-GPU (float32 on a CPU)",
+        "float32; on = the old spelling of fp16-on-GPU (float32 on a CPU), removed in the next release (base/renames.py)",
         choices=("auto", "off", "fp16", "bf16", "on"),
     )
     distribute: str = _f(
@@ -363,9 +366,12 @@ def _apply(cfg: Config, key: str, value: Any, problems: list[str]) -> None:
         return
     hints = typing.get_type_hints(cls)
     try:
-        setattr(getattr(cfg, section), name, _coerce(key, value, hints[name], fields[name].metadata))
+        value = _coerce(key, value, hints[name], fields[name].metadata)
     except ConfigError as e:
         problems.extend(e.problems)
+        return
+    renames.warn(key, value)  # an old spelling still works for a release, and says so
+    setattr(getattr(cfg, section), name, value)
 
 
 def _flatten(data: dict, source: str, problems: list[str]) -> dict[str, Any]:

@@ -24,13 +24,12 @@ from .cache import cache_file_for, read_cache, write_cache
 from .decode import decode_files
 from .dedup import duplicate_groups, file_hashes, fingerprint, pixel_hashes, twins
 from .errors import UserError
-from .images import walk
+from .images import DATASET_EXTENSIONS, walk
 from .text import printable
 
 log = logging.getLogger(__name__)
 
 CLASS_NAMES = ("REAL", "FAKE")  # index = label; FAKE = 1 is the positive class
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp")
 SUBJECTS = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 _SUBJECT_RE = re.compile(r" \((\d+)\)$")
 
@@ -75,7 +74,9 @@ def list_split(root: str | Path, split: str) -> tuple[list[str], np.ndarray]:
             raise UserError(
                 f"missing folder {folder} (expected {Path(root) / split}/{{REAL,FAKE}}; fetch the data with: cifake download)"
             )
-        files = sorted(e.path for e in os.scandir(folder) if e.is_file() and e.name.lower().endswith(IMAGE_EXTENSIONS))
+        files = sorted(
+            e.path for e in os.scandir(folder) if e.is_file() and e.name.lower().endswith(DATASET_EXTENSIONS)
+        )
         paths.extend(files)
         labels.extend([label] * len(files))
     return paths, np.asarray(labels, dtype=np.int32)
@@ -237,9 +238,21 @@ def training_hashes(data_cfg, grouped: bool) -> tuple[np.ndarray, np.ndarray] | 
     return full.hashes, np.concatenate([full.hashes[train_idx], *extra])
 
 
+def cache_files_in_use(root: Path) -> dict[Path, str]:
+    """The decode-cache file each complete split of ``root`` would use -> the split's name and size
+    (what ``cifake cache`` calls current; any other cache file is stale)."""
+    names = {}
+    for split in ("train", "test"):
+        if all((root / split / c).is_dir() for c in CLASS_NAMES):
+            paths, _ = list_split(root, split)
+            if paths:
+                names[cache_file_for(paths, root)] = f"{split} ({len(paths):,} images)"
+    return names
+
+
 def image_files(folder: str | Path) -> list[str]:
     """Sorted image files (by extension) anywhere under ``folder`` (``images.walk``: no recursion, no loops)."""
-    return walk(Path(folder), IMAGE_EXTENSIONS)[0]
+    return walk(Path(folder), DATASET_EXTENSIONS)[0]
 
 
 EXTRA_KEYS = (("extra_fake", 1), ("extra_real", 0))  # the config keys of extra training folders, and their label
@@ -321,7 +334,7 @@ def _with_extra(train: Split, data_cfg, held_out: list[Split], progress: bool) -
         for folder in getattr(data_cfg, key):
             files = image_files(folder)
             if not files:
-                raise UserError(f"data.{key}: no images ({', '.join(IMAGE_EXTENSIONS)}) under {folder}")
+                raise UserError(f"data.{key}: no images ({', '.join(DATASET_EXTENSIONS)}) under {folder}")
             decoded, bad, file_hash = load_decoded(files, folder, cache=False, on_bad_file="skip", progress=progress)
             good = np.setdiff1d(np.arange(len(files)), bad)
             if len(bad):

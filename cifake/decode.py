@@ -11,7 +11,7 @@ import os
 import numpy as np
 from tqdm import tqdm
 
-from . import limits
+from . import headers, limits
 from .progress import bars_shown
 from .tfutil import import_tf, quiet_native_stderr
 
@@ -50,8 +50,8 @@ def decode_files(paths: list[str], *, batch: int = 2048, progress: bool = False)
         ) as bar,
     ):
         _decode_into(out, seen, paths, jpeg, "jpeg", batch, bar)
-        rest = [i for i in np.flatnonzero(~seen).tolist() if limits.image_size_problem(paths[i]) is None]
-        gifs = {i for i in rest if limits.is_gif(paths[i])}  # TensorFlow would decode every frame
+        rest = [i for i in np.flatnonzero(~seen).tolist() if headers.image_size_problem(paths[i]) is None]
+        gifs = {i for i in rest if headers.is_gif(paths[i])}  # TensorFlow would decode every frame
         _decode_into(out, seen, paths, [i for i in rest if i not in gifs], "any", batch, bar)
         for i in sorted(gifs):
             if (arr := pil_decode(paths[i])) is not None:

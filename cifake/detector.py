@@ -23,26 +23,13 @@ import numpy as np
 from . import limits, text
 from .errors import UserError
 from .litert import LiteModel, is_litert
-from .progress import say
+from .presets import PRESETS, PRETRAINED, PRETRAINED_INT8, preset
+from .presets import names as preset_names
 from .tfutil import import_keras, import_tf
 
 if TYPE_CHECKING:
     import PIL.Image
 
-PRETRAINED_DIR = Path(__file__).parent / "pretrained"
-PRETRAINED = PRETRAINED_DIR / "detector.keras"
-# names that select a model shipped with cifake, wherever a model path is accepted
-PRETRAINED_INT8 = PRETRAINED_DIR / "detector-int8.tflite"
-SHIPPED_MODELS = {
-    "pretrained": PRETRAINED,
-    "pretrained-int8": PRETRAINED_INT8,
-    "robust": PRETRAINED,  # one detector since 2026-12: the old name stays for one release
-}
-# shipped names kept for one release, and what to say when one is used
-RETIRING_NAMES = {
-    "robust": "note: 'robust' now names the one shipped detector (the same file as 'pretrained', accurate and "
-    "robust at once); the name will be removed in the next release: use 'pretrained', or no --model",
-}
 # an export is used by default only when its card (written by cifake export) shows parity
 PARITY_MIN_AGREEMENT = 0.995
 THRESHOLD_FILE = "threshold.json"
@@ -59,7 +46,7 @@ def default_model() -> Path:
 
 def model_card() -> dict:
     """The shipped detector's card (``pretrained/detector.json``): what it was trained on and how it scores."""
-    f = PRETRAINED_DIR / "detector.json"
+    f = PRESETS["pretrained"].card_path
     return json.loads(f.read_text()) if f.is_file() else {}
 
 
@@ -70,11 +57,9 @@ def export_card(model_file: Path) -> dict | None:
 
 def resolve_checkpoint(path: str | Path) -> Path:
     """A .keras or .tflite file, a run directory (its best.keras), or a shipped model's name
-    (``pretrained``, ``pretrained-int8``; ``robust``, the old name of ``pretrained``, says so on stderr)."""
-    if str(path) in SHIPPED_MODELS and not Path(path).exists():
-        if str(path) in RETIRING_NAMES:
-            say(RETIRING_NAMES[str(path)])
-        return SHIPPED_MODELS[str(path)]
+    (``presets.PRESETS``; an old name such as ``robust`` says so once, see ``renames``)."""
+    if str(path) in preset_names() and not Path(path).exists():
+        return preset(str(path)).path
     path = Path(path)
     if path.is_dir():
         if (path / "best.keras").is_file():
@@ -83,7 +68,7 @@ def resolve_checkpoint(path: str | Path) -> Path:
     if not path.is_file():
         raise UserError(
             f"checkpoint not found: {path} (pass a .keras or .tflite file, a run directory such as runs/small_cnn, "
-            f"or one of {', '.join(SHIPPED_MODELS)})"
+            f"or one of {', '.join(PRESETS)})"
         )
     return path
 

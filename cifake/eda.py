@@ -24,6 +24,7 @@ from .config import DataConfig
 from .data import CLASS_NAMES, SUBJECTS, Split, load_split, subject_of
 from .dedup import describe
 from .errors import UserError
+from .files import atomic_open, atomic_write_text
 from .text import csv_path, printable
 
 log = logging.getLogger(__name__)
@@ -102,7 +103,7 @@ def report(data_dir: str | Path, out: str | Path, samples: int = 32) -> Path:
         *(f"- {line}" for line in describe({n: s.hashes for n, s in splits.items() if s.hashes is not None})),
     ]
     path = out / "report.md"
-    path.write_text("\n".join(lines) + "\n")
+    atomic_write_text(path, "\n".join(lines) + "\n")
     log.info(
         f"wrote {path} ({len(figures)} figures, duplicates.csv): {len(exact):,} identical and {len(near):,} near-duplicate groups"
     )
@@ -165,7 +166,7 @@ def find_duplicates(splits: dict[str, Split]) -> tuple[list[Group], list[Group]]
 
 
 def write_duplicates_csv(path: Path, exact: list[Group], near: list[Group]) -> None:
-    with open(path, "w", newline="") as f:
+    with atomic_open(path, newline="") as f:
         w = csv.writer(f)
         w.writerow(["kind", "group", "split", "path"])
         for kind, groups in (("identical", exact), ("near", near)):

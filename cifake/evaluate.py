@@ -18,17 +18,18 @@ from .config import DataConfig
 from .data import SUBJECTS, load_split, load_splits, subject_of, training_hashes
 from .dedup import twins
 from .detector import (
-    PRETRAINED_DIR,
     THRESHOLD_FILE,
     Detector,
     resolve_checkpoint,
 )
 from .errors import UserError
+from .files import atomic_open, atomic_write_json
 from .limits import can_create
 from .metrics import best_threshold, binary_report, per_group_accuracy
 from .owned import PREDICTIONS_HEADER, check_replaceable
+from .presets import PRETRAINED_DIR
 from .progress import say
-from .rundir import DATA_FILE, atomic_write_json, run_config
+from .rundir import DATA_FILE, run_config
 from .sources import load_sources, per_source, print_sources, sources_root
 from .text import csv_path, printable
 
@@ -357,7 +358,7 @@ def check_writable_dir(folder: Path, what: str) -> None:
 def write_predictions(path: Path, paths: list[str], p: np.ndarray, threshold: float) -> None:
     import csv
 
-    with open(path, "w", newline="") as f:
+    with atomic_open(path, newline="") as f:
         w = csv.writer(f)
         w.writerow(["path", "p_fake", "label"])
         w.writerows(

@@ -29,15 +29,15 @@ import numpy as np
 from . import limits
 from .detector import (
     PARITY_MIN_AGREEMENT,
-    PRETRAINED_DIR,
     Detector,
     files_read_with,
     resolve_checkpoint,
 )
 from .errors import UserError
+from .files import atomic_write_json
 from .leftovers import remove_dead, temp_name
+from .presets import PRETRAINED_DIR
 from .progress import say
-from .rundir import atomic_write_json
 from .tfutil import import_tf
 
 log = logging.getLogger(__name__)

@@ -38,8 +38,8 @@ import numpy as np
 from .data import FAKES_MANIFEST as MANIFEST
 from .data import overlaps, real_path
 from .errors import UserError
+from .files import atomic_write_json
 from .progress import duration, say
-from .rundir import atomic_write_json
 
 DIFFUSION_SIGMAS = (
     0.35,

@@ -1,7 +1,7 @@
 """Users' image files: finding them, reading their headers and EXIF, and decoding them to 32x32.
 
 The one way every command reads images it did not make (predict, explain, serve, the Python API):
-headers first (``limits.open_header``), so files over the pixel or size cap are never decoded; then
+headers first (``headers.open_header``), so files over the pixel or size cap are never decoded; then
 Pillow (first frame, EXIF orientation, RGB, antialiased bicubic resize to 32x32), so a file scores the
 same wherever it enters, and scoring with a LiteRT model never loads TensorFlow.
 """
@@ -14,13 +14,20 @@ from typing import NamedTuple
 
 import numpy as np
 
-from . import limits
+from . import headers, limits
 from .decode import IMAGE_SIZE, pil_to_array
 from .errors import UserError
 from .text import printable, shorten
 
+# What counts as an image file, defined here only. In a dataset folder (train/ and test/, data.extra_*,
+# an archive, an evaluation folder of sources): the formats the training decoder reads directly
+# (TensorFlow: JPEG, PNG, BMP, GIF) and WebP. Among the files a user asks to score (predict, explain,
+# serve): anything Pillow opens (``image_extensions()``).
+DATASET_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp")
+
 
 def image_extensions() -> set[str]:
+    """Every extension Pillow opens: what ``collect`` finds in a folder a user asks to score."""
     from PIL import Image
 
     return {ext.lower() for ext in Image.registered_extensions()}
@@ -151,7 +158,7 @@ class Loaded(NamedTuple):
 def read_image(path: str) -> tuple[np.ndarray | None, str, tuple[int, int]]:
     """One file as (32x32 RGB uint8 or None, why not, (width, height) as stored, upright).
 
-    The file's byte size is checked first, then its header (``limits.open_header``: the file is
+    The file's byte size is checked first, then its header (``headers.open_header``: the file is
     opened once, no pixels read); only a file within the caps is decoded, from that same open
     (``decode.pil_to_array``). A file whose size no header tells is never decoded.
     """
@@ -160,7 +167,7 @@ def read_image(path: str) -> tuple[np.ndarray | None, str, tuple[int, int]]:
     source, why = _png_checked(path)
     if why:
         return None, why, (0, 0)
-    im, header = limits.open_header(source)
+    im, header = headers.open_header(source)
     if im is None:
         why = limits.size_problem(*header[:2]) if header else None
         return None, why or "not an image this tool can read", (0, 0)

@@ -13,10 +13,11 @@ import shutil
 from pathlib import Path
 
 from .cache import CACHE_DIRNAME
-from .data import CLASS_NAMES, IMAGE_EXTENSIONS, list_split, load_decoded
+from .data import CLASS_NAMES, list_split, load_decoded
 from .decode import decode_files
 from .dedup import describe
 from .errors import UserError
+from .images import DATASET_EXTENSIONS
 from .leftovers import pid_alive
 from .progress import say
 from .text import printable
@@ -56,7 +57,7 @@ def verify(root: str | Path) -> tuple[list[str], list[str]]:
     paths: list[str] = []
     for split, classes in found.items():
         for cls, files in classes.items():
-            images = [p for p in files if p.lower().endswith(IMAGE_EXTENSIONS)]
+            images = [p for p in files if p.lower().endswith(DATASET_EXTENSIONS)]
             for p in sorted(set(files) - set(images))[:5]:
                 errors.append(f"{p}: not an image file")
             paths.extend(images)

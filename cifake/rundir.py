@@ -1,4 +1,4 @@
-"""The run directory's files: naming, atomic writes, results.csv, the config header.
+"""The run directory's files: naming, results.csv, data.json, the config header (written through ``files``).
 
 Every file a run writes goes through a temporary name and ``os.replace``, so a reader (or a
 resume after SIGKILL) never sees half a file.
@@ -9,13 +9,13 @@ from __future__ import annotations
 import csv
 import json
 import logging
-import os
 import platform
 from datetime import UTC, datetime
 from pathlib import Path
 
 from . import __version__
 from .errors import UserError
+from .files import atomic_write_json, atomic_write_text
 from .tfutil import import_keras, import_tf
 
 log = logging.getLogger(__name__)
@@ -43,50 +43,6 @@ def new_run_dir(runs_dir: str | Path, name: str) -> Path:
             f"cannot create a run directory in {runs_dir}: {e.strerror or e}; set train.runs_dir to a writable folder"
         ) from None
     raise UserError(f"too many runs named {name} in {runs_dir}")
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        tmp.write_text(text)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)  # a full disk (or any failure) leaves no half file behind
-
-
-def strict(value):
-    """``value`` with every NaN or infinity replaced by None: JSON that a browser's JSON.parse reads
-    (Python's json writes NaN, which is not JSON)."""
-    import math
-
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: strict(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [strict(v) for v in value]
-    if hasattr(value, "item") and getattr(value, "ndim", None) == 0:  # a NumPy scalar
-        return strict(value.item())
-    return value
-
-
-def atomic_write_json(path: Path, value) -> None:
-    """``value`` as strict JSON (``strict``), written atomically."""
-    atomic_write_text(path, json.dumps(strict(value), indent=2, allow_nan=False) + "\n")
-
-
-def atomic_save(model, path: Path) -> None:
-    """``model.save`` to a temporary name, then rename; on a full disk, a one-line error and no leftover."""
-    from . import limits
-
-    # weights, optimizer moments (last.keras) and the zip's overhead: about three copies of the weights
-    limits.check_free_space(path.parent, 3 * 4 * model.count_params() + (1 << 20), f"saving {path.name}")
-    tmp = path.with_name(f".{path.stem}.tmp.keras")
-    try:
-        model.save(tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def versions_header() -> str:

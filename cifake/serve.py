@@ -32,7 +32,8 @@ SHIPPED = "shipped detector (detector.keras)"
 
 def model_choices(paths: list[str]) -> dict[str, Path]:
     """Display name -> checkpoint: the shipped detector first, then each path given (checked now)."""
-    from .detector import PRETRAINED, load_model_file, resolve_checkpoint
+    from .detector import load_model_file, resolve_checkpoint
+    from .presets import PRETRAINED
 
     choices = {SHIPPED: PRETRAINED}
     for raw in paths:

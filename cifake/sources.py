@@ -14,8 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .data import IMAGE_EXTENSIONS, Split, image_files, load_decoded
+from .data import Split, image_files, load_decoded
 from .errors import UserError
+from .images import DATASET_EXTENSIONS
 from .metrics import roc_auc
 from .text import printable
 
@@ -51,7 +52,7 @@ def load_sources(root: Path, progress: bool = True) -> tuple[Split, np.ndarray, 
     """
     groups = [("REAL", 0, image_files(root / "REAL"))]
     fake = root / "FAKE"
-    loose = sorted(str(p) for p in fake.iterdir() if p.is_file() and p.name.lower().endswith(IMAGE_EXTENSIONS))
+    loose = sorted(str(p) for p in fake.iterdir() if p.is_file() and p.name.lower().endswith(DATASET_EXTENSIONS))
     if loose:
         groups.append((LOOSE, 1, loose))
     for sub in sorted(p for p in fake.iterdir() if p.is_dir()):

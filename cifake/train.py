@@ -22,14 +22,12 @@ from .config import RESUMABLE_KEYS, Config, config_from_dict, load_config, read_
 from .detector import load_model_file
 from .devices import build_for_replicas, cluster_from_env, setup_devices
 from .errors import UserError
+from .files import atomic_save, atomic_write_json, atomic_write_text
 from .models import describe, float32_copy, macs
 from .progress import duration, progress_callback
 from .rundir import (
     COLUMNS,
     METRICS,
-    atomic_save,
-    atomic_write_json,
-    atomic_write_text,
     check_same_data,
     new_run_dir,
     read_results,

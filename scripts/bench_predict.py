@@ -78,7 +78,8 @@ def main() -> None:
     args = ap.parse_args()
 
     from cifake.data import list_split
-    from cifake.detector import PRETRAINED, PRETRAINED_INT8, default_model, export_card
+    from cifake.detector import default_model, export_card
+    from cifake.presets import PRETRAINED, PRETRAINED_INT8
 
     paths, labels = list_split(args.data_dir, "train")
     half = args.images // 2

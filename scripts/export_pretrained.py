@@ -24,8 +24,9 @@ from datetime import date
 from pathlib import Path
 
 from cifake.data import image_files
-from cifake.detector import PRETRAINED_DIR, PRETRAINED_INT8, THRESHOLD_FILE, load_model_file
+from cifake.detector import THRESHOLD_FILE, load_model_file
 from cifake.evaluate import evaluate
+from cifake.presets import PRETRAINED_DIR, PRETRAINED_INT8
 from cifake.rundir import run_config
 from cifake.tfutil import import_keras
 

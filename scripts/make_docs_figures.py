@@ -30,9 +30,10 @@ def main() -> None:
 
     from cifake.config import DataConfig
     from cifake.data import load_splits
-    from cifake.detector import PRETRAINED, load_model_file
+    from cifake.detector import load_model_file
     from cifake.gradcam import find_target_layer, gradcam, overlay
     from cifake.plots import _plt, _save
+    from cifake.presets import PRETRAINED
 
     model_path = args.model or PRETRAINED
     model = load_model_file(model_path)

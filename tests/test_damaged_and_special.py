@@ -264,7 +264,7 @@ def test_a_full_disk_is_one_line_and_leaves_no_temporary_checkpoint(run, tmp_pat
 
     import keras
 
-    from cifake import rundir
+    from cifake import files
 
     model = keras.models.load_model(run[1] / "best.keras")
 
@@ -274,7 +274,7 @@ def test_a_full_disk_is_one_line_and_leaves_no_temporary_checkpoint(run, tmp_pat
 
     monkeypatch.setattr(keras.Model, "save", full)
     with pytest.raises(OSError):
-        rundir.atomic_save(model, tmp_path / "best.keras")
+        files.atomic_save(model, tmp_path / "best.keras")
     assert list(tmp_path.iterdir()) == []
 
     import cifake.commands.config as command
@@ -289,13 +289,13 @@ def test_saving_a_checkpoint_checks_the_free_space_first(run, tmp_path, monkeypa
 
     import keras
 
-    from cifake import rundir
+    from cifake import files
     from cifake.errors import UserError
 
     usage = collections.namedtuple("usage", "total used free")
     monkeypatch.setattr(shutil, "disk_usage", lambda p: usage(10**9, 10**9, 1000))
     with pytest.raises(UserError, match=r"saving best\.keras needs \d+ MiB but .* has 0 MiB free"):
-        rundir.atomic_save(keras.models.load_model(run[1] / "best.keras"), tmp_path / "best.keras")
+        files.atomic_save(keras.models.load_model(run[1] / "best.keras"), tmp_path / "best.keras")
     assert list(tmp_path.iterdir()) == []
 
 

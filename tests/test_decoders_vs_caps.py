@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from cifake import decode, limits
+from cifake import decode, headers
 from cifake.cli import main
 from cifake.config import ModelConfig
 from cifake.models import build_model
@@ -38,8 +38,8 @@ def test_the_size_of_a_png_pillow_refuses_comes_from_its_header_bytes(tmp_path):
         raise AssertionError("Pillow opened the iCCP bomb; the fixture no longer reproduces the bypass")
     except (ValueError, OSError):
         pass
-    assert limits.image_header(bomb) == (12000, 12000, 1)
-    assert "144 megapixels is over" in limits.image_size_problem(bomb)
+    assert headers.image_header(bomb) == (12000, 12000, 1)
+    assert "144 megapixels is over" in headers.image_size_problem(bomb)
 
 
 def test_predict_refuses_the_iccp_bomb_before_decoding(tmp_path, capsys):
@@ -53,10 +53,10 @@ def test_predict_refuses_the_iccp_bomb_before_decoding(tmp_path, capsys):
 def test_raw_dimensions_of_each_format(tmp_path):
     for fmt, suffix in (("PNG", "png"), ("GIF", "gif"), ("BMP", "bmp"), ("JPEG", "jpg")):
         Image.new("RGB", (37, 23)).save(tmp_path / f"x.{suffix}", format=fmt)
-        assert limits.raw_dimensions(tmp_path / f"x.{suffix}") == (37, 23), fmt
+        assert headers.raw_dimensions(tmp_path / f"x.{suffix}") == (37, 23), fmt
     (tmp_path / "x.txt").write_text("not an image")
-    assert limits.raw_dimensions(tmp_path / "x.txt") is None
-    assert limits.image_size_problem(tmp_path / "x.txt") == "its size cannot be read from its header"
+    assert headers.raw_dimensions(tmp_path / "x.txt") is None
+    assert headers.image_size_problem(tmp_path / "x.txt") == "its size cannot be read from its header"
 
 
 def test_gifs_are_decoded_one_frame_without_tensorflow(tmp_path, monkeypatch):

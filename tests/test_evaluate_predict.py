@@ -12,7 +12,8 @@ import pytest
 from PIL import Image
 
 from cifake.cli import main
-from cifake.detector import PRETRAINED, model_card
+from cifake.detector import model_card
+from cifake.presets import PRETRAINED
 
 from .conftest import make_dataset, synth_image
 
@@ -145,9 +146,10 @@ def test_shipped_detector_loads_safely_and_scores(tmp_path, capsys):
 
 
 def test_robust_is_the_old_name_of_the_one_shipped_detector_and_says_so(tmp_path, capsys):
-    from cifake.detector import SHIPPED_MODELS, resolve_checkpoint
+    from cifake.detector import resolve_checkpoint
+    from cifake.presets import preset
 
-    assert SHIPPED_MODELS["robust"] == PRETRAINED
+    assert preset("robust").path == PRETRAINED
     assert resolve_checkpoint("robust") == PRETRAINED
     assert "will be removed in the next release" in capsys.readouterr().err
     assert resolve_checkpoint("pretrained") == PRETRAINED and capsys.readouterr().err == ""

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cifake import detector
+from cifake import detector, presets
 from cifake.cli import main
 from cifake.litert import LiteModel
 
@@ -153,7 +153,7 @@ def test_predict_defaults_to_the_int8_export_only_when_its_card_shows_parity(tmp
 def test_serve_scores_with_a_tflite_model_without_gradcam(tmp_path):
     from PIL import Image
 
-    from cifake.detector import PRETRAINED_INT8
+    from cifake.presets import PRETRAINED_INT8
     from cifake.serve import model_choices, score_uploads
 
     from .conftest import synth_image
@@ -202,7 +202,7 @@ def test_export_replaces_only_its_own_kind_of_file_and_only_when_told(run, tmp_p
     notes.write_text("my notes")
     assert main(["export", str(run_dir), "--out", str(notes)]) == 2
     assert "is not a litert export" in capsys.readouterr().err and notes.read_text() == "my notes"
-    shipped = detector.PRETRAINED_DIR / "detector-int8.tflite"
+    shipped = presets.PRETRAINED_DIR / "detector-int8.tflite"
     before = shipped.read_bytes() if shipped.is_file() else None
     assert main(["export", str(run_dir), "--out", str(shipped)]) == 2
     assert "inside the installed package" in capsys.readouterr().err

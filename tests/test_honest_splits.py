@@ -415,7 +415,7 @@ def test_metrics_json_is_strict_json(run, tmp_path):
         raise AssertionError(f"{token} in metrics.json")
 
     json.loads((out / "metrics.json").read_text(), parse_constant=refuse)
-    from cifake.rundir import strict
+    from cifake.files import strict
 
     assert strict({"a": [float("nan"), 1.0, float("inf")], "b": np.float32("nan")}) == {
         "a": [None, 1.0, None],

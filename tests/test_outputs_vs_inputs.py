@@ -71,7 +71,7 @@ def test_predict_csv_neutralises_formula_file_names(model_file, tmp_path):
 
 
 def test_evaluating_a_shipped_model_writes_nothing_inside_the_package(tmp_path, monkeypatch):
-    from cifake.detector import PRETRAINED_DIR
+    from cifake.presets import PRETRAINED_DIR
 
     from .conftest import make_dataset
 

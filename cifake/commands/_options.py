@@ -42,9 +42,11 @@ def nonnegative_int(text: str) -> int:
 
 
 def seed(text: str) -> int:
+    from ..config import SEED_MAX
+
     value = int(text)
-    if not 0 <= value < 2**31:
-        raise argparse.ArgumentTypeError(f"got {text}; expected an integer from 0 to {2**31 - 1}")
+    if not 0 <= value <= SEED_MAX:
+        raise argparse.ArgumentTypeError(f"got {text}; expected an integer from 0 to {SEED_MAX}")
     return value
 
 

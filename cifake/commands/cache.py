@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from ..config import DataConfig
+
 HELP = "show or clear the decode cache of a dataset folder"
 DESCRIPTION = (
     "List the decode cache of DATA_DIR (<data-dir>/.cifake-cache): one file per whole split, its\n"
@@ -13,7 +15,7 @@ EXAMPLE = "cifake cache --data-dir data/cifake --clear"
 
 
 def add_arguments(p) -> None:
-    p.add_argument("--data-dir", default="data/cifake", help="dataset root (config key data.dir)")
+    p.add_argument("--data-dir", default=DataConfig().dir, help="dataset root (config key data.dir)")
     p.add_argument("--clear", action="store_true", help="delete the cache folder")
 
 
@@ -21,11 +23,12 @@ def run(args) -> int:
     from pathlib import Path
 
     from ..cache import clear, listing
+    from ..data import cache_files_in_use
 
     root = Path(args.data_dir)
     if args.clear:
         print(clear(root))
         return 0
-    for line in listing(root):
+    for line in listing(root, cache_files_in_use(root) if root.is_dir() else {}):
         print(line)
     return 0

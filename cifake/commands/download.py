@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from ..config import DataConfig
+
 HELP = "fetch CIFAKE from Kaggle, or import a zip you already have"
 DESCRIPTION = (
     "Fetch birdy654/cifake-real-and-ai-generated-synthetic-images with the official Kaggle client\n"
@@ -15,7 +17,7 @@ EXAMPLE = "cifake download --archive ~/Downloads/archive.zip --data-dir data/cif
 
 def add_arguments(p) -> None:
     p.add_argument(
-        "--data-dir", default="data/cifake", help="where {train,test}/{REAL,FAKE} will live (config key data.dir)"
+        "--data-dir", default=DataConfig().dir, help="where {train,test}/{REAL,FAKE} will live (config key data.dir)"
     )
     p.add_argument(
         "--archive", metavar="PATH.zip", help="import this zip instead of downloading (full Kaggle zip or train-only)"

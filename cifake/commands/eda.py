@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ..config import DataConfig
 from ._options import add_pixel_cap, positive_int
 
 HELP = "a dataset report: counts, samples, mean spectra, duplicates"
@@ -14,7 +15,7 @@ EXAMPLE = "cifake eda --data-dir data/cifake --out reports/eda"
 
 
 def add_arguments(p) -> None:
-    p.add_argument("--data-dir", default="data/cifake", help="dataset root (config key data.dir)")
+    p.add_argument("--data-dir", default=DataConfig().dir, help="dataset root (config key data.dir)")
     p.add_argument("--out", default="reports/eda", help="report folder (created)")
     p.add_argument("--samples", type=positive_int, default=32, help="sample images per class in samples.png")
     add_pixel_cap(p)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ..config import DataConfig
 from ._options import positive_int, seed
 
 HELP = "make fakes of other generator families (autoencoder, VAE, DCGAN, diffusion) from the REAL images"
@@ -22,7 +23,7 @@ EXAMPLE = "cifake fakes --data-dir data/cifake --out fakes && cifake train --con
 def add_arguments(p) -> None:
     from ..fakes import FAMILIES
 
-    p.add_argument("--data-dir", default="data/cifake", help="dataset root holding train/{REAL,FAKE} (data.dir)")
+    p.add_argument("--data-dir", default=DataConfig().dir, help="dataset root holding train/{REAL,FAKE} (data.dir)")
     p.add_argument("--out", default="fakes", help="output folder (see the layout above)")
     p.add_argument(
         "--generators",
@@ -39,8 +40,16 @@ def add_arguments(p) -> None:
     p.add_argument(
         "--epochs", type=positive_int, default=None, help="epochs per generator (default: each family's own)"
     )
-    p.add_argument("--val-fraction", type=float, default=0.1, help="data.val_fraction of the runs these fakes serve")
-    p.add_argument("--split-seed", type=int, default=42, help="data.split_seed of the runs these fakes serve")
+    defaults = DataConfig()
+    p.add_argument(
+        "--val-fraction",
+        type=float,
+        default=defaults.val_fraction,
+        help="data.val_fraction of the runs these fakes serve",
+    )
+    p.add_argument(
+        "--split-seed", type=int, default=defaults.split_seed, help="data.split_seed of the runs these fakes serve"
+    )
     p.add_argument("--seed", type=seed, default=0, help="seed of the generators and their samples")
     p.add_argument("--force", action="store_true", help="replace fakes this run would make that already exist")
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..presets import PRESETS
 from ._options import add_scoring_args
 
 HELP = "score your own images: P(FAKE) per file"
@@ -24,9 +25,9 @@ def add_arguments(p) -> None:
     p.add_argument(
         "--model",
         default=None,
-        help=".keras or .tflite file, run directory, or a shipped model: pretrained (Keras), pretrained-int8 "
-        "(its int8 LiteRT export); default: pretrained-int8 when its card shows parity, else pretrained (robust, the old "
-        "name of pretrained, still works for one release)",
+        help=".keras or .tflite file, run directory, or a shipped model: "
+        + "; ".join(f"{p.name} ({p.description})" for p in PRESETS.values())
+        + "; default: pretrained-int8 when its card shows parity, else pretrained",
     )
     p.add_argument(
         "--out",
