@@ -19,13 +19,13 @@ from typing import Any
 __version__ = "0.1.0"
 
 _API = {
-    "load_detector": "detector",
-    "Detector": "detector",
+    "load_detector": "models.detector",
+    "Detector": "models.detector",
     "load_config": "config",
-    "build_model": "models",
-    "train": "train",
-    "Trainer": "train",
-    "evaluate": "evaluate",
+    "build_model": "models.registry",
+    "train": "training.train",
+    "Trainer": "training.train",
+    "evaluate": "tasks.evaluate",
 }
 __all__ = ["__version__", *_API]
 

@@ -18,8 +18,9 @@ import signal
 import sys
 import traceback
 
-from . import __version__, commands, limits, logs, renames, signals, text
-from .errors import UserError
+from . import __version__, commands
+from .base import limits, logs, renames, signals, text
+from .base.errors import UserError
 
 LABELS_NOTE = "Labels: FAKE = 1 is the positive class everywhere (P(FAKE), precision, recall, CSV columns)."
 

@@ -18,8 +18,8 @@ from typing import Any
 
 import yaml
 
-from . import limits, renames
-from .errors import ConfigError, UserError
+from .base import limits, renames
+from .base.errors import ConfigError, UserError
 
 # The keys a resumed run may change (``cifake train --resume RUN key=value``): none of them changes
 # what the finished epochs computed.
@@ -98,7 +98,7 @@ class AugmentConfig:
 
 @dataclass
 class ModelConfig:
-    name: str = _f("small_cnn", "model builder from the registry (cifake/models.py)")
+    name: str = _f("small_cnn", "model builder from the registry (cifake/models/registry.py)")
     stem: str = _f(
         "conv",
         "first layer: conv = a learned Conv2D (stem_filters, kernel_size, stem_stride); whiten = a frozen "

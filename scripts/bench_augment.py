@@ -14,10 +14,10 @@ import argparse
 import time
 
 from cifake.config import load_config
-from cifake.data import load_splits
-from cifake.models import build_model
-from cifake.pipelines import train_dataset
-from cifake.train import compile_model
+from cifake.data.listing import load_splits
+from cifake.data.pipelines import train_dataset
+from cifake.models.registry import build_model
+from cifake.training.train import compile_model
 
 
 def main() -> None:

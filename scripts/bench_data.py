@@ -31,10 +31,10 @@ def main() -> None:
     import keras
     import tensorflow as tf
 
-    from cifake.cache import CACHE_DIRNAME
     from cifake.config import DataConfig
-    from cifake.data import load_split
-    from cifake.pipelines import train_dataset
+    from cifake.data.cache import CACHE_DIRNAME
+    from cifake.data.listing import load_split
+    from cifake.data.pipelines import train_dataset
 
     cfg = DataConfig(dir=args.data_dir, fraction=args.fraction, cache=True)
     shutil.rmtree(Path(args.data_dir) / CACHE_DIRNAME, ignore_errors=True)

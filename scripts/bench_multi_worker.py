@@ -88,7 +88,7 @@ def main() -> None:
         single("half", half, args.batch_size // 2)
 
     from cifake.config import load_config
-    from cifake.data import list_split, stratified_split, stratified_subset
+    from cifake.data.listing import list_split, stratified_split, stratified_subset
 
     _, labels = list_split(args.data_dir, "train")
     cfg = load_config(args.config)

@@ -77,9 +77,9 @@ def main() -> None:
     ap.add_argument("--memory-files", type=int, default=0, help="also run cifake predict on this many files")
     args = ap.parse_args()
 
-    from cifake.data import list_split
-    from cifake.detector import default_model, export_card
-    from cifake.presets import PRETRAINED, PRETRAINED_INT8
+    from cifake.data.listing import list_split
+    from cifake.models.detector import default_model, export_card
+    from cifake.models.presets import PRETRAINED, PRETRAINED_INT8
 
     paths, labels = list_split(args.data_dir, "train")
     half = args.images // 2

@@ -45,7 +45,7 @@ def one_round(concurrency: int, small: list[str], big: list[str]) -> dict:
     """Serve in a separate process (as a user runs it), so the client's threads do not share its GIL."""
     from gradio_client import Client, handle_file
 
-    from cifake.serve import SHIPPED
+    from cifake.tasks.serve import SHIPPED
 
     port = free_port()
     server = subprocess.Popen(

@@ -31,11 +31,11 @@ def main() -> None:
 
     import numpy as np
 
+    from cifake.base.tfutil import import_keras, import_tf
     from cifake.config import load_config
-    from cifake.devices import setup_devices
-    from cifake.models import build_model, macs
-    from cifake.tfutil import import_keras, import_tf
-    from cifake.train import compile_model
+    from cifake.models.registry import build_model, macs
+    from cifake.training.devices import setup_devices
+    from cifake.training.train import compile_model
 
     keras, tf = import_keras(), import_tf()
     configs = args.config or ["configs/fast.yaml", "configs/small_cnn.yaml", "configs/best.yaml"]

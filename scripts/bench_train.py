@@ -55,7 +55,7 @@ def make_probe(keras, clock: Clock, val_x, val_y, args, stop_after_first: bool, 
     """Callback: every ``args.eval_every`` epochs, pause the clock and measure validation accuracy (with the
     averaged weights when the optimizer keeps them); with ``stop_after_first``, stop --budget-s after the
     first target is reached (the baseline only has to give B)."""
-    from cifake.train import averaged_weights
+    from cifake.training.train import averaged_weights
 
     class Probe(keras.callbacks.Callback):
         def __init__(self):
@@ -108,7 +108,7 @@ def run_baseline(args, splits, val_x, val_y, tmp: Path) -> dict:
     import keras
 
     from cifake.config import ModelConfig
-    from cifake.models import build_model
+    from cifake.models.registry import build_model
 
     keras.mixed_precision.set_global_policy("float32")  # a notebook user's default
     train_dir = link_split(splits["train"], tmp / "train")
@@ -138,8 +138,8 @@ def run_recipe(args, config: str, val_x, val_y) -> dict:
     import keras
 
     from cifake.config import load_config
-    from cifake.detector import predict_tta
-    from cifake.train import Trainer, averaged_weights
+    from cifake.models.detector import predict_tta
+    from cifake.training.train import Trainer, averaged_weights
 
     path, *own = config.split()  # "configs/fast.yaml train.ema=0": a recipe and overrides of its own
     runs = tempfile.mkdtemp(prefix="bench-runs-")
@@ -182,7 +182,7 @@ def accuracy(p, y) -> float:
 
 
 def summarize(name, config, model, log, probe, clock, images_per_epoch, precision: str) -> dict:
-    from cifake.models import macs
+    from cifake.models.registry import macs
 
     epochs = log[-1][0] if log else 0.0
     return {
@@ -204,8 +204,8 @@ def summarize(name, config, model, log, probe, clock, images_per_epoch, precisio
 def machine() -> str:
     import tensorflow as tf
 
-    from cifake.devices import choose_precision
-    from cifake.tfutil import cpu_flags
+    from cifake.base.tfutil import cpu_flags
+    from cifake.training.devices import choose_precision
 
     model = "unknown CPU"
     try:
@@ -341,9 +341,9 @@ def main() -> None:
             plot(result, args.plot)
         return
 
-    from cifake import logs
+    from cifake.base import logs
     from cifake.config import DataConfig
-    from cifake.data import load_splits
+    from cifake.data.listing import load_splits
 
     logs.setup()  # cifake's own lines (devices, epochs) as `cifake train` prints them
     splits = load_splits(DataConfig(dir=args.data_dir, fraction=args.fraction), progress=False)  # split + val arrays

@@ -23,12 +23,12 @@ import tempfile
 from datetime import date
 from pathlib import Path
 
-from cifake.data import image_files
-from cifake.detector import THRESHOLD_FILE, load_model_file
-from cifake.evaluate import evaluate
-from cifake.presets import PRETRAINED_DIR, PRETRAINED_INT8
-from cifake.rundir import run_config
-from cifake.tfutil import import_keras
+from cifake.base.tfutil import import_keras
+from cifake.data.listing import image_files
+from cifake.models.detector import THRESHOLD_FILE, load_model_file
+from cifake.models.presets import PRETRAINED_DIR, PRETRAINED_INT8
+from cifake.tasks.evaluate import evaluate
+from cifake.training.rundir import run_config
 
 LIMITATIONS = [
     "Sees 32x32 RGB only: larger images are downscaled first, which removes most generator traces.",

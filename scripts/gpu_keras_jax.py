@@ -2,8 +2,8 @@
 
 The lent GPU machine has JAX, PyTorch and CUDA 13 but no TensorFlow, and reaches no package index;
 TensorFlow 2.21 with its CUDA 12 libraries is gigabytes, far over what can be carried there. cifake's
-models are plain Keras layers, so the same builders (``cifake.models``, the whitening stem of
-``cifake.whiten``) run on Keras' JAX backend; this script replaces the tf.data input pipeline by
+models are plain Keras layers, so the same builders (``cifake.models.registry``, the whitening stem of
+``cifake.models.whiten``) run on Keras' JAX backend; this script replaces the tf.data input pipeline by
 NumPy (the recipe's alternating flips, an optional translation) and the step callback by an
 equivalent ``LearningRateSchedule``. Saved ``.keras`` files hold built-in layers only, so TensorFlow
 loads them on the CPU afterwards (``cifake evaluate``).
@@ -61,10 +61,10 @@ def load_pack(pack: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarra
 
 def patch_out_tensorflow() -> None:
     """cifake's builders call ``import_tf`` to silence TensorFlow's start-up; there is none here."""
-    import cifake.tfutil as tfu
+    import cifake.base.tfutil as tfu
 
     tfu.import_tf = lambda: None
-    import cifake.models as models
+    import cifake.models.registry as models
 
     models.import_tf = lambda: None
 
@@ -92,8 +92,8 @@ def train_one(
     import keras
 
     from cifake.config import load_config
-    from cifake.models import build_model, describe
-    from cifake.whiten import fit_whitening
+    from cifake.models.registry import build_model, describe
+    from cifake.models.whiten import fit_whitening
 
     images, labels, tr, va = data
     x_tr, y_tr = images[tr], labels[tr].astype(np.float32)
@@ -252,7 +252,7 @@ def main() -> int:
     import keras
 
     results["versions"]["keras"] = keras.__version__
-    from cifake.devices import choose_precision
+    from cifake.training.devices import choose_precision
 
     auto, why = choose_precision("auto", [(9, 0)], set())  # what `cifake train` picks on an H200
     results["auto_precision"] = [auto, why]

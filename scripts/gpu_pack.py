@@ -31,8 +31,8 @@ def split_jpeg(data: bytes) -> tuple[bytes, bytes]:
 
 def main() -> int:
     from cifake.config import DataConfig
-    from cifake.data import list_split, stratified_split
-    from cifake.dedup import file_hashes
+    from cifake.data.dedup import file_hashes
+    from cifake.data.listing import list_split, stratified_split
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data-dir", default="data/cifake")

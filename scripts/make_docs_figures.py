@@ -29,11 +29,11 @@ def main() -> None:
     args = ap.parse_args()
 
     from cifake.config import DataConfig
-    from cifake.data import load_splits
-    from cifake.detector import load_model_file
-    from cifake.gradcam import find_target_layer, gradcam, overlay
-    from cifake.plots import _plt, _save
-    from cifake.presets import PRETRAINED
+    from cifake.data.listing import load_splits
+    from cifake.models.detector import load_model_file
+    from cifake.models.gradcam import find_target_layer, gradcam, overlay
+    from cifake.models.plots import _plt, _save
+    from cifake.models.presets import PRETRAINED
 
     model_path = args.model or PRETRAINED
     model = load_model_file(model_path)
@@ -58,7 +58,7 @@ def main() -> None:
 
     from playwright.sync_api import sync_playwright
 
-    from cifake.serve import build_app, launch, model_choices
+    from cifake.tasks.serve import build_app, launch, model_choices
 
     with tempfile.TemporaryDirectory() as tmp:
         picks = [idx[0], idx[4], idx[5]]

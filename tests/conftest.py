@@ -20,10 +20,10 @@ REAL_ZIP = REPO.parent / "shared" / "data" / "cifake-train.zip"
 
 @pytest.fixture(autouse=True)
 def cli_logging():
-    """The library logs through ``logging`` (cifake/logs.py) and shows nothing by itself; tests read
+    """The library logs through ``logging`` (cifake/base/logs.py) and shows nothing by itself; tests read
     its messages as the ``cifake`` command prints them (INFO to stdout, warnings and status to stderr).
     ``tests/test_house.py`` checks the library's own silence with this routing taken away."""
-    from cifake import logs, renames
+    from cifake.base import logs, renames
 
     renames.forget()  # an old name's note is said once per process: once per test here
     with logs.routed("normal"):

@@ -1,4 +1,4 @@
-"""cifake/compat.py: each private Keras / TensorFlow use checked against the installed versions.
+"""cifake/base/compat.py: each private Keras / TensorFlow use checked against the installed versions.
 
 If one of these fails after an upgrade, the feature named in the test is what broke: fix the
 function in compat.py (and TESTED), not its callers.
@@ -9,9 +9,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from cifake import compat
-from cifake.errors import UserError
-from cifake.tfutil import import_keras, import_tf
+from cifake.base import compat
+from cifake.base.errors import UserError
+from cifake.base.tfutil import import_keras, import_tf
 
 
 def tiny_model(ema: bool):

@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from cifake.base.errors import ConfigError, UserError
 from cifake.config import Config, all_keys, config_from_dict, load_config, reference
-from cifake.errors import ConfigError, UserError
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -7,8 +7,8 @@ import itertools
 import numpy as np
 import pytest
 
-from cifake import corruptions
-from cifake.errors import UserError
+from cifake.base.errors import UserError
+from cifake.data import corruptions
 
 from .conftest import synth_image
 

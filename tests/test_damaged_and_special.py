@@ -151,7 +151,7 @@ def test_float_and_32_bit_tiffs_are_refused_and_16_bit_is_scaled(run, tmp_path, 
     assert "float.tif: a 32-bit floating-point image (mode F)" in err
     assert "int.tif: a 32-bit integer image (mode I)" in err
     assert "sixteen.tif" in out.read_text()
-    from cifake.decode import pil_decode
+    from cifake.data.decode import pil_decode
 
     assert np.array_equal(pil_decode(str(folder / "sixteen.tif")), np.full((32, 32, 3), 128, np.uint8))
 
@@ -264,7 +264,7 @@ def test_a_full_disk_is_one_line_and_leaves_no_temporary_checkpoint(run, tmp_pat
 
     import keras
 
-    from cifake import files
+    from cifake.base import files
 
     model = keras.models.load_model(run[1] / "best.keras")
 
@@ -289,8 +289,8 @@ def test_saving_a_checkpoint_checks_the_free_space_first(run, tmp_path, monkeypa
 
     import keras
 
-    from cifake import files
-    from cifake.errors import UserError
+    from cifake.base import files
+    from cifake.base.errors import UserError
 
     usage = collections.namedtuple("usage", "total used free")
     monkeypatch.setattr(shutil, "disk_usage", lambda p: usage(10**9, 10**9, 1000))

@@ -5,9 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from cifake.cache import CACHE_DIRNAME
+from cifake.base.errors import UserError
 from cifake.config import DataConfig
-from cifake.data import (
+from cifake.data.cache import CACHE_DIRNAME
+from cifake.data.listing import (
     Split,
     list_split,
     load_split,
@@ -16,8 +17,7 @@ from cifake.data import (
     stratified_subset,
     subject_of,
 )
-from cifake.errors import UserError
-from cifake.pipelines import eval_dataset, train_dataset
+from cifake.data.pipelines import eval_dataset, train_dataset
 
 
 def test_labels_fake_is_one(tiny_data):

@@ -10,10 +10,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from cifake import decode, headers
 from cifake.cli import main
 from cifake.config import ModelConfig
-from cifake.models import build_model
+from cifake.data import decode, headers
+from cifake.models.registry import build_model
 
 
 def _chunk(kind: bytes, body: bytes) -> bytes:

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from cifake.cli import main
-from cifake.layout import MARKER, verify
+from cifake.data.layout import MARKER, verify
 
 from .conftest import make_zip, zip_bomb
 from .kaggle_server import DOWNLOAD_PATH, FakeKaggle
@@ -196,8 +196,8 @@ def test_high_ratio_member_refused(tmp_path, capfd):
 
 
 def test_member_larger_than_declared_stops_while_streaming(tmp_path):
-    from cifake.errors import UserError
-    from cifake.limits import copy_bounded
+    from cifake.base.errors import UserError
+    from cifake.base.limits import copy_bounded
 
     src = io.BytesIO(b"x" * 5000)
     dst = io.BytesIO()

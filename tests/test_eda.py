@@ -9,7 +9,7 @@ import numpy as np
 from PIL import Image
 
 from cifake.cli import main
-from cifake.eda import dhash
+from cifake.tasks.eda import dhash
 
 from .conftest import make_dataset
 

@@ -12,8 +12,8 @@ import pytest
 from PIL import Image
 
 from cifake.cli import main
-from cifake.detector import model_card
-from cifake.presets import PRETRAINED
+from cifake.models.detector import model_card
+from cifake.models.presets import PRETRAINED
 
 from .conftest import make_dataset, synth_image
 
@@ -146,8 +146,8 @@ def test_shipped_detector_loads_safely_and_scores(tmp_path, capsys):
 
 
 def test_robust_is_the_old_name_of_the_one_shipped_detector_and_says_so(tmp_path, capsys):
-    from cifake.detector import resolve_checkpoint
-    from cifake.presets import preset
+    from cifake.models.detector import resolve_checkpoint
+    from cifake.models.presets import preset
 
     assert preset("robust").path == PRETRAINED
     assert resolve_checkpoint("robust") == PRETRAINED

@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from cifake.base.errors import UserError
 from cifake.cli import main
 from cifake.config import Config, ModelConfig
-from cifake.errors import UserError
-from cifake.gradcam import find_target_layer, gradcam
-from cifake.models import REGISTRY, build_model
-from cifake.train import set_backbone_frozen, stages
+from cifake.models.gradcam import find_target_layer, gradcam
+from cifake.models.registry import REGISTRY, build_model
+from cifake.training.train import set_backbone_frozen, stages
 
 from .conftest import synth_image
 
@@ -112,7 +112,7 @@ def test_freeze_then_finetune_stages():
     assert stages(cfg, 0) == [(0, 2), (2, 5)]
     assert stages(cfg, 3) == [(3, 5)]
     model = build_model(cfg.model)
-    from cifake.train import compile_model
+    from cifake.training.train import compile_model
 
     compile_model(model, cfg)
     trainable_all = len(model.trainable_weights)

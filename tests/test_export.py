@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cifake import detector, presets
 from cifake.cli import main
-from cifake.litert import LiteModel
+from cifake.models import detector, presets
+from cifake.models.litert import LiteModel
 
 from .conftest import make_dataset
 
@@ -77,9 +77,9 @@ def test_savedmodel_serves_uint8_and_float_pixels_alike(run, tmp_path):
 
 
 def test_int8_below_the_agreement_bar_is_refused_and_not_written(run, tmp_path, monkeypatch, capsys):
-    import cifake.export
+    import cifake.tasks.export
 
-    monkeypatch.setattr(cifake.export, "PARITY_MIN_AGREEMENT", 1.01)  # no export can reach it
+    monkeypatch.setattr(cifake.tasks.export, "PARITY_MIN_AGREEMENT", 1.01)  # no export can reach it
     out = tmp_path / "refused.tflite"
     assert main(["export", str(run[1]), "--int8", "--out", str(out)]) == 2
     err = capsys.readouterr().err
@@ -153,8 +153,8 @@ def test_predict_defaults_to_the_int8_export_only_when_its_card_shows_parity(tmp
 def test_serve_scores_with_a_tflite_model_without_gradcam(tmp_path):
     from PIL import Image
 
-    from cifake.presets import PRETRAINED_INT8
-    from cifake.serve import model_choices, score_uploads
+    from cifake.models.presets import PRETRAINED_INT8
+    from cifake.tasks.serve import model_choices, score_uploads
 
     from .conftest import synth_image
 

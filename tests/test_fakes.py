@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 from PIL import Image, JpegImagePlugin
 
-from cifake import fakes
 from cifake.cli import main
 from cifake.config import DataConfig
-from cifake.data import load_splits
+from cifake.data.listing import load_splits
+from cifake.tasks import fakes
 
 from .conftest import make_dataset
 

@@ -14,12 +14,12 @@ import pytest
 
 from cifake.cli import main
 from cifake.config import Config, ModelConfig, load_config
-from cifake.data import Split
-from cifake.detector import predict_images, predict_tta, tta_views
-from cifake.models import build_model, macs
-from cifake.pipelines import train_dataset
-from cifake.schedule import lr_at
-from cifake.whiten import fit_whitening, whitening_weights
+from cifake.data.listing import Split
+from cifake.data.pipelines import train_dataset
+from cifake.models.detector import predict_images, predict_tta, tta_views
+from cifake.models.registry import build_model, macs
+from cifake.models.whiten import fit_whitening, whitening_weights
+from cifake.training.schedule import lr_at
 
 from .conftest import make_dataset
 
@@ -153,7 +153,7 @@ def _rows(run: Path) -> list[dict]:
 
 
 def test_every_new_key_resumes_exactly(data_dir, tmp_path, capsys, monkeypatch):
-    import cifake.train as train_module
+    import cifake.training.train as train_module
 
     whole = _train(data_dir, tmp_path / "runs", "whole", "train.epochs=3")
     assert "multiply-accumulates per image" in capsys.readouterr().out
@@ -181,7 +181,7 @@ def test_every_new_key_resumes_exactly(data_dir, tmp_path, capsys, monkeypatch):
 
 
 def test_ema_weights_are_the_ones_validated_and_saved(data_dir, tmp_path):
-    from cifake.train import averaged_weights
+    from cifake.training.train import averaged_weights
 
     one = _train(data_dir, tmp_path / "runs", "one", "train.epochs=1")  # epoch 1 is the best epoch
     last = keras.models.load_model(one / "last.keras", safe_mode=True)

@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from cifake.base.errors import UserError
 from cifake.cli import main
 from cifake.config import DataConfig, load_config
-from cifake.data import list_split, load_splits, stratified_split
-from cifake.dedup import duplicate_groups, file_hashes, fingerprint
-from cifake.errors import UserError
+from cifake.data.dedup import duplicate_groups, file_hashes, fingerprint
+from cifake.data.listing import list_split, load_splits, stratified_split
 
 from .conftest import REAL_ZIP, make_dataset, synth_image
 
@@ -246,7 +246,7 @@ def test_resume_refuses_a_split_seed_edited_in_config_yaml(twins_data, tmp_path,
 
 
 def test_resume_of_a_run_without_a_fingerprint_is_refused(tmp_path):
-    from cifake.rundir import check_same_data
+    from cifake.training.rundir import check_same_data
 
     (tmp_path / "data.json").write_text(json.dumps({"train_images": 9, "val_images": 1, "steps_per_epoch": 1}))
     now = {"train_images": 9, "val_images": 1, "steps_per_epoch": 1, "split_fingerprint": "x"}
@@ -354,7 +354,7 @@ def test_fakes_image_counts_are_bounded_before_any_work(small, tmp_path, capfd):
 
 
 def test_fakes_skips_an_empty_first_jpeg_for_the_tables(small, tmp_path):
-    from cifake.fakes import jpeg_settings
+    from cifake.tasks.fakes import jpeg_settings
 
     first = sorted((small / "train" / "REAL").iterdir())[0]
     first.write_bytes(b"")
@@ -415,7 +415,7 @@ def test_metrics_json_is_strict_json(run, tmp_path):
         raise AssertionError(f"{token} in metrics.json")
 
     json.loads((out / "metrics.json").read_text(), parse_constant=refuse)
-    from cifake.files import strict
+    from cifake.base.files import strict
 
     assert strict({"a": [float("nan"), 1.0, float("inf")], "b": np.float32("nan")}) == {
         "a": [None, 1.0, None],
@@ -442,8 +442,8 @@ def test_load_detector_checks_its_threshold(bad):
 
 
 def test_arrays_are_bounded_and_read_as_pixels(monkeypatch):
-    from cifake import limits
-    from cifake.images import as_batch
+    from cifake.base import limits
+    from cifake.data.images import as_batch
 
     monkeypatch.setattr(limits, "_max_pixels", 10_000)
     with pytest.raises(UserError, match="over the cap"):  # refused before any copy or resize
@@ -459,7 +459,7 @@ def test_arrays_are_bounded_and_read_as_pixels(monkeypatch):
 
 
 def test_a_link_to_a_folder_above_is_not_followed(tmp_path):
-    from cifake.images import walk
+    from cifake.data.images import walk
 
     folder = tmp_path / "imgs"
     folder.mkdir()
@@ -511,8 +511,8 @@ def _png_with_bad_crc(path: Path, chunk: bytes) -> np.ndarray:
 @pytest.mark.parametrize("chunk,readable", [(b"tEXt", True), (b"IDAT", False)])
 def test_png_checksums_follow_one_policy_in_training_and_scoring(tmp_path, chunk, readable):
     """libpng's policy in both decoders: a bad ancillary CRC is ignored, a bad critical one is damage."""
-    from cifake.decode import decode_files
-    from cifake.images import read_image
+    from cifake.data.decode import decode_files
+    from cifake.data.images import read_image
 
     f = tmp_path / "x.png"
     pixels = _png_with_bad_crc(f, chunk)
@@ -538,7 +538,7 @@ def test_a_link_that_cannot_be_looked_at_is_skipped_not_a_traceback(tmp_path, mo
     """As a user (not root) meets it: a link into a folder it may not enter raises PermissionError."""
     import os
 
-    from cifake import images
+    from cifake.data import images
 
     folder = tmp_path / "imgs"
     folder.mkdir()

@@ -18,7 +18,7 @@ import pytest
 from PIL import Image
 
 from cifake.cli import main
-from cifake.images import load_images
+from cifake.data.images import load_images
 
 from .conftest import png_bomb, synth_image
 
@@ -65,8 +65,8 @@ def test_pixel_cap_option_and_loader(tmp_path, capfd):
     assert main(["predict", str(big), "--max-megapixels", "1"]) == 2
     assert "1000x1200 = 1.2 megapixels is over the 1 MP cap" in capfd.readouterr().err
     assert main(["predict", str(big), "--max-megapixels", "2"]) == 0
-    from cifake import limits
-    from cifake.decode import decode_files
+    from cifake.base import limits
+    from cifake.data.decode import decode_files
 
     limits.set_max_megapixels(1)
     try:
@@ -77,8 +77,8 @@ def test_pixel_cap_option_and_loader(tmp_path, capfd):
 
 
 def test_jpeg_header_over_the_cap_is_refused_in_the_loader(tmp_path):
-    from cifake import limits
-    from cifake.decode import decode_files
+    from cifake.base import limits
+    from cifake.data.decode import decode_files
 
     f = tmp_path / "wide.jpg"
     Image.fromarray(np.zeros((600, 2000, 3), np.uint8)).save(f)  # 1.2 MP JPEG
@@ -207,7 +207,7 @@ def test_evaluate_out_that_is_a_file_fails_first(tmp_path, capfd):
 
 
 def test_threshold_json_written_by_choose_threshold_is_valid(tmp_path):
-    from cifake.detector import read_threshold
+    from cifake.models.detector import read_threshold
 
     (tmp_path / "threshold.json").write_text(json.dumps({"threshold": 0.42, "chosen_on": "val"}))
     assert read_threshold(tmp_path / "best.keras")[0] == pytest.approx(0.42)
@@ -215,8 +215,8 @@ def test_threshold_json_written_by_choose_threshold_is_valid(tmp_path):
 
 def test_evaluation_figures_with_non_utf8_names(tmp_path):
     """Matplotlib cannot draw lone surrogates: the mistakes figure once crashed on such a name."""
-    from cifake.data import Split
-    from cifake.plots import evaluation_figures
+    from cifake.data.listing import Split
+    from cifake.models.plots import evaluation_figures
 
     rng = np.random.default_rng(0)
     n = 40

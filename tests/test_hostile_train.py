@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cifake.cache import CACHE_DIRNAME
 from cifake.cli import main
+from cifake.data.cache import CACHE_DIRNAME
 
 from .conftest import make_dataset
 
@@ -108,7 +108,7 @@ def test_resume_on_other_data_is_refused(data_dir, tmp_path, capfd):
 
 def test_truncated_decode_cache_is_rebuilt(tmp_path, capfd):
     from cifake.config import DataConfig
-    from cifake.data import load_splits
+    from cifake.data.listing import load_splits
 
     data = make_dataset(tmp_path / "cifake", per_class=20)
     cfg = DataConfig(dir=str(data), val_fraction=0.25)
@@ -123,7 +123,7 @@ def test_truncated_decode_cache_is_rebuilt(tmp_path, capfd):
 
 def test_non_utf8_file_name_in_the_training_set(tmp_path):
     from cifake.config import DataConfig
-    from cifake.data import load_splits
+    from cifake.data.listing import load_splits
 
     data = make_dataset(tmp_path / "cifake", per_class=20)
     src = data / "train" / "FAKE" / "0000.jpg"

@@ -48,8 +48,8 @@ def test_no_command_module_imports_another_command(name):
 
 
 def test_the_library_never_imports_a_command():
-    for path in PACKAGE.glob("*.py"):
-        if path.name in ("cli.py", "__main__.py"):
+    for path in PACKAGE.rglob("*.py"):
+        if path.name in ("cli.py", "__main__.py") or path.parent.name == "commands":
             continue
         leaks = {m for m in imported_modules(path) if m.startswith("cifake.commands")}
         assert not leaks, f"{path.name} imports {sorted(leaks)}"
@@ -59,8 +59,8 @@ def test_the_walk_sees_relative_imports(tmp_path):
     """The checker itself: a command importing a sibling command is caught."""
     fake = PACKAGE / "commands" / "_walk_probe.py"
     try:
-        fake.write_text("from .predict import run\nfrom .. import images\n")
-        assert {"cifake.commands.predict", "cifake.images"} <= imported_modules(fake)
+        fake.write_text("from .predict import run\nfrom ..data import images\n")
+        assert {"cifake.commands.predict", "cifake.data.images"} <= imported_modules(fake)
     finally:
         fake.unlink()
 
@@ -73,10 +73,10 @@ def test_the_parser_offers_exactly_the_listed_commands():
 
 def test_library_errors_name_parameters_and_the_cli_names_flags(tmp_path, capsys):
     """A Python caller is told about max_megapixels; the command line user about --max-megapixels."""
-    from cifake import limits
+    from cifake.base import limits
+    from cifake.base.errors import UserError
     from cifake.cli import main
-    from cifake.errors import UserError
-    from cifake.evaluate import evaluate
+    from cifake.tasks.evaluate import evaluate
 
     with pytest.raises(UserError) as caught:
         limits.set_max_megapixels(1e308)
@@ -112,14 +112,14 @@ def private_uses(path: Path) -> list[str]:
 
 
 def test_private_keras_and_tensorflow_names_are_used_in_compat_only():
-    compat = PACKAGE / "compat.py"
+    compat = PACKAGE / "base" / "compat.py"
     assert private_uses(compat), "the checker finds nothing even where the private names are"
     leaks = [u for p in sorted(PACKAGE.rglob("*.py")) if p != compat for u in private_uses(p)]
-    assert not leaks, f"private names outside cifake/compat.py: {leaks}"
+    assert not leaks, f"private names outside cifake/base/compat.py: {leaks}"
 
 
 def test_the_library_has_no_print_outside_the_command_line():
-    """The CLI (cli.py, commands/) prints results; the library logs (cifake/logs.py)."""
+    """The CLI (cli.py, commands/) prints results; the library logs (cifake/base/logs.py)."""
     prints = []
     for path in sorted(PACKAGE.rglob("*.py")):
         if path.name == "cli.py" or "commands" in path.relative_to(PACKAGE).parts:
@@ -136,7 +136,7 @@ def test_a_python_api_call_prints_nothing_and_logging_shows_it(tmp_path, capfd):
     import logging
 
     import cifake
-    from cifake import logs
+    from cifake.base import logs
 
     from .conftest import make_dataset
 
@@ -147,9 +147,7 @@ def test_a_python_api_call_prints_nothing_and_logging_shows_it(tmp_path, capfd):
     cfg.model.filters, cfg.train.tensorboard = [8], False
     logs.teardown()  # the library's default, as a Python user has it
     capfd.readouterr()
-    from cifake.train import train  # `cifake.train` is shadowed by the module of that name once imported
-
-    run = train(cfg)
+    run = cifake.train(cfg)
     p = cifake.load_detector(run / "best.keras").predict(str(data / "train" / "FAKE"))
     out, err = capfd.readouterr()
     assert len(p) == 60 and out == "" and err == "", (out[-500:], err[-500:])
@@ -160,10 +158,106 @@ def test_a_python_api_call_prints_nothing_and_logging_shows_it(tmp_path, capfd):
     logging.getLogger("cifake").addHandler(handler)
     logging.getLogger("cifake").setLevel(logging.INFO)
     try:
-        cifake.Trainer(cfg).run()
+        cifake.train(cfg)
     finally:
         logging.getLogger("cifake").removeHandler(handler)
         logs.teardown()
     messages = [r.getMessage() for r in records]
     assert any(m.startswith("epoch   1/1") for m in messages) and any(m.startswith("run directory:") for m in messages)
     assert capfd.readouterr().out == ""
+
+
+# --- layers: imports run down, never up, never in a circle ------------------------------------------
+
+LAYERS = ("base", "config", "data", "models", "training", "tasks", "commands", "top")  # lowest first
+
+
+def layer_of(module: str) -> str:
+    """The layer of a cifake module name: its folder, or 'config', or 'top' (cli, __init__, __main__)."""
+    parts = module.split(".")
+    if len(parts) >= 2 and parts[1] in LAYERS:
+        return parts[1]
+    return "config" if parts[1:2] == ["config"] else "top"
+
+
+def module_name(path: Path) -> str:
+    rel = path.relative_to(PACKAGE.parent).with_suffix("")
+    return ".".join(rel.parts[:-1] if rel.name == "__init__" else rel.parts)
+
+
+def import_graph() -> dict[str, set[str]]:
+    """Every cifake module -> the cifake modules it imports (top level or inside functions), packages
+    resolved to the module a name names where it is one."""
+    modules = {module_name(p): p for p in PACKAGE.rglob("*.py")}
+    graph = {}
+    for name, path in modules.items():
+        targets = set()
+        for m in imported_modules(path):
+            while m not in modules and "." in m:
+                m = m.rpartition(".")[0]  # `from .files import atomic_open`: the module, not the name
+            if m in modules and m != name:
+                targets.add(m)
+        graph[name] = targets
+    return graph
+
+
+def test_every_import_runs_down_the_layers():
+    up = []
+    for name, targets in import_graph().items():
+        for t in targets:
+            if t == "cifake":
+                continue  # the package's __init__ (__version__): it imports nothing at import time
+            if LAYERS.index(layer_of(t)) > LAYERS.index(layer_of(name)):
+                up.append(f"{name} ({layer_of(name)}) imports {t} ({layer_of(t)})")
+    assert not up, "imports running up a layer:\n" + "\n".join(sorted(up))
+
+
+def test_no_import_circle():
+    graph = import_graph()
+    state: dict[str, int] = {}  # 1 = on the current path, 2 = done
+
+    def visit(node, path):
+        state[node] = 1
+        for t in graph[node]:
+            if t == "cifake":
+                continue
+            if state.get(t) == 1:
+                raise AssertionError("import circle: " + " -> ".join([*path[path.index(t) :], t]))
+            if t not in state:
+                visit(t, [*path, t])
+        state[node] = 2
+
+    for node in graph:
+        if node not in state:
+            visit(node, [node])
+
+
+def test_the_layer_check_sees_an_upward_import():
+    probe = PACKAGE / "base" / "_layer_probe.py"
+    try:
+        probe.write_text("from ..training import rundir\n")
+        with pytest.raises(AssertionError, match=r"_layer_probe \(base\) imports cifake\.training\.rundir"):
+            test_every_import_runs_down_the_layers()
+    finally:
+        probe.unlink()
+
+
+def test_architecture_md_names_every_module():
+    text = (PACKAGE.parent / "docs" / "architecture.md").read_text()
+    missing = [
+        str(p.relative_to(PACKAGE))
+        for p in PACKAGE.rglob("*.py")
+        if p.name not in ("__init__.py", "__main__.py")
+        and p.parent.name != "commands"
+        and f"`{p.relative_to(PACKAGE).as_posix()}`" not in text
+    ]
+    assert not missing, f"docs/architecture.md does not name {missing}"
+
+
+def test_the_api_names_stay_functions_after_their_modules_are_imported():
+    import cifake
+    import cifake.tasks.evaluate
+    import cifake.training.train
+
+    assert callable(cifake.train) and not isinstance(cifake.train, type(cifake))
+    assert callable(cifake.evaluate) and not isinstance(cifake.evaluate, type(cifake))

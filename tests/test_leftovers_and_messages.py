@@ -9,9 +9,9 @@ import sys
 
 import pytest
 
-from cifake import limits, text
+from cifake.base import limits, text
+from cifake.base.leftovers import remove_dead
 from cifake.cli import main
-from cifake.leftovers import remove_dead
 
 
 def test_stale_partials_of_dead_processes_are_removed(tmp_path):

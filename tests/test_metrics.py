@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from cifake.metrics import (
+from cifake.base.metrics import (
     average_precision,
     best_threshold,
     binary_report,

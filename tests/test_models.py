@@ -6,10 +6,10 @@ import keras
 import numpy as np
 import pytest
 
+from cifake.base.errors import ConfigError
 from cifake.cli import main
 from cifake.config import ModelConfig
-from cifake.errors import ConfigError
-from cifake.models import REGISTRY, build_model
+from cifake.models.registry import REGISTRY, build_model
 
 
 @pytest.mark.parametrize(

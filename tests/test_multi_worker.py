@@ -12,9 +12,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from cifake.base.errors import UserError
 from cifake.cli import main
-from cifake.devices import cluster_from_env, parse_tf_config
-from cifake.errors import UserError
+from cifake.training.devices import cluster_from_env, parse_tf_config
 
 from .conftest import make_dataset
 

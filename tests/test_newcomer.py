@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-import cifake.progress
+import cifake.base.progress
 from cifake.cli import build_parser, main
 from cifake.commands import NAMES
-from cifake.train import RESUMABLE_KEYS
+from cifake.training.train import RESUMABLE_KEYS
 
 from .conftest import make_dataset
 
@@ -26,7 +26,7 @@ def runs(tmp_path_factory) -> Path:
     base = ["train", "--config", str(REPO / "configs" / "smoke.yaml"), f"data.dir={data}"]
     base += [f"train.runs_dir={root / 'runs'}", "data.fraction=1.0", "train.batch_size=16"]
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(cifake.progress, "QUIET_SECONDS", 0.0)  # every 10% line, however short the epoch
+        mp.setattr(cifake.base.progress, "QUIET_SECONDS", 0.0)  # every 10% line, however short the epoch
         import contextlib
         import io
 
@@ -115,9 +115,9 @@ def test_a_file_that_is_no_model_gets_a_whole_sentence(capsys):
 
 
 def test_download_fills_the_cache_and_fractions_are_slices_of_it(tmp_path, capsys):
-    from cifake.cache import CACHE_DIRNAME
     from cifake.config import DataConfig
-    from cifake.data import load_split
+    from cifake.data.cache import CACHE_DIRNAME
+    from cifake.data.listing import load_split
 
     from .conftest import make_zip
 
@@ -149,14 +149,14 @@ def test_download_fills_the_cache_and_fractions_are_slices_of_it(tmp_path, capsy
 
 
 def test_ctrl_c_while_loading_says_nothing_was_written(tmp_path, monkeypatch, capsys):
-    import cifake.data
+    import cifake.data.listing
 
     data = make_dataset(tmp_path / "cifake", per_class=10)
 
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(cifake.data, "load_splits", interrupted)
+    monkeypatch.setattr(cifake.data.listing, "load_splits", interrupted)
     args = ["train", "--config", str(REPO / "configs" / "smoke.yaml"), f"data.dir={data}", "data.fraction=1.0"]
     assert main([*args, f"train.runs_dir={tmp_path / 'runs'}"]) == 130
     err = capsys.readouterr().err

@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from cifake.base.text import csv_cell
 from cifake.cli import main
 from cifake.config import ModelConfig
-from cifake.models import build_model
-from cifake.text import csv_cell
+from cifake.models.registry import build_model
 
 
 @pytest.fixture(scope="module")
@@ -71,7 +71,7 @@ def test_predict_csv_neutralises_formula_file_names(model_file, tmp_path):
 
 
 def test_evaluating_a_shipped_model_writes_nothing_inside_the_package(tmp_path, monkeypatch):
-    from cifake.presets import PRETRAINED_DIR
+    from cifake.models.presets import PRETRAINED_DIR
 
     from .conftest import make_dataset
 
@@ -89,7 +89,7 @@ def test_evaluating_a_shipped_model_writes_nothing_inside_the_package(tmp_path, 
 
 
 def test_a_threshold_applies_only_to_the_model_it_was_chosen_for(tmp_path):
-    from cifake.detector import read_threshold
+    from cifake.models.detector import read_threshold
 
     (tmp_path / "threshold.json").write_text(json.dumps({"threshold": 0.3, "chosen_on": "val", "model": "best.keras"}))
     assert read_threshold(tmp_path / "best.keras")[0] == 0.3

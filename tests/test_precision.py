@@ -8,9 +8,9 @@ import keras
 import numpy as np
 import pytest
 
+from cifake.base.tfutil import cpu_flags
 from cifake.cli import main
-from cifake.devices import choose_precision
-from cifake.tfutil import cpu_flags
+from cifake.training.devices import choose_precision
 
 from .conftest import make_dataset
 

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import cifake.predict as predict
+import cifake.tasks.predict as predict
 from cifake.cli import main
-from cifake.detector import Detector
+from cifake.models.detector import Detector
 
 from .conftest import synth_image
 

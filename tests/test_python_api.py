@@ -13,8 +13,8 @@ import pytest
 from PIL import Image
 
 import cifake
+from cifake.base.errors import UserError
 from cifake.cli import main
-from cifake.errors import UserError
 
 
 @pytest.fixture(scope="module")

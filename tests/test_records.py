@@ -8,8 +8,10 @@ import logging
 
 import pytest
 
-from cifake import config, files, presets, renames
-from cifake.detector import resolve_checkpoint
+from cifake import config
+from cifake.base import files, renames
+from cifake.models import presets
+from cifake.models.detector import resolve_checkpoint
 
 
 def test_every_preset_ships_its_file_and_card_and_resolves_by_name():

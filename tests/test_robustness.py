@@ -9,13 +9,13 @@ import keras
 import numpy as np
 import pytest
 
-from cifake.calibrate import apply_temperature, fit_temperature, logits
+from cifake.base.metrics import expected_calibration_error
 from cifake.cli import main
 from cifake.config import load_config
-from cifake.corruptions import CORRUPTIONS
-from cifake.data import Split
-from cifake.metrics import expected_calibration_error
-from cifake.pipelines import train_dataset
+from cifake.data.corruptions import CORRUPTIONS
+from cifake.data.listing import Split
+from cifake.data.pipelines import train_dataset
+from cifake.models.calibrate import apply_temperature, fit_temperature, logits
 
 from .conftest import make_dataset
 
@@ -77,7 +77,7 @@ def test_calibrate_folds_the_temperature_into_a_new_checkpoint(run, capsys):
 
 
 def test_platt_fit_recovers_a_known_scale_and_shift():
-    from cifake.calibrate import fit_platt
+    from cifake.models.calibrate import fit_platt
 
     rng = np.random.default_rng(1)
     z = rng.normal(0, 3, 40_000)
@@ -89,7 +89,7 @@ def test_platt_fit_recovers_a_known_scale_and_shift():
 
 
 def test_folding_divides_the_logit_by_the_temperature():
-    from cifake.calibrate import fold_into_model
+    from cifake.models.calibrate import fold_into_model
 
     inputs = keras.Input((32, 32, 3))
     x = keras.layers.GlobalAveragePooling2D()(keras.layers.Rescaling(1 / 255)(inputs))
@@ -147,8 +147,8 @@ def test_predict_reports_original_sizes_and_warns_once_about_resizing(tmp_path, 
 
 def test_color_augmentation_moves_brightness_contrast_and_saturation_both_ways_and_resumes():
     """augment.color: per image, brightness, contrast and saturation change by factors in 1 +- strength."""
-    from cifake.augment import _color
-    from cifake.tfutil import import_tf
+    from cifake.base.tfutil import import_tf
+    from cifake.data.augment import _color
 
     tf = import_tf()
     rng = np.random.default_rng(1)

@@ -22,8 +22,8 @@ from .conftest import synth_image
 
 gr = pytest.importorskip("gradio", reason="the demo extra (gradio) is not installed: pip install 'cifake[demo]'")
 
-from cifake.presets import PRETRAINED  # noqa: E402
-from cifake.serve import SHIPPED, build_app, launch, model_choices, score_uploads  # noqa: E402
+from cifake.models.presets import PRETRAINED  # noqa: E402
+from cifake.tasks.serve import SHIPPED, build_app, launch, model_choices, score_uploads  # noqa: E402
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 

@@ -11,7 +11,7 @@ from PIL import Image
 
 from cifake.cli import main
 from cifake.config import load_config
-from cifake.data import load_splits
+from cifake.data.listing import load_splits
 
 from .conftest import make_dataset, synth_image
 

@@ -19,7 +19,7 @@ import yaml
 
 from cifake.cli import main
 from cifake.config import Config, load_config
-from cifake.schedule import lr_at
+from cifake.training.schedule import lr_at
 
 from .conftest import make_dataset
 
@@ -193,7 +193,7 @@ def test_model_init_starts_from_another_runs_weights(data_dir, tmp_path, capsys)
 
 def test_the_run_estimate_comes_once_early_from_steady_steps(monkeypatch):
     """Said within the first epoch, from the pace after the warm-up steps, for every step left."""
-    from cifake import progress
+    from cifake.base import progress
 
     clock = iter(range(10_000))
     monkeypatch.setattr(progress.time, "perf_counter", lambda: float(next(clock)))  # one second a step
@@ -210,7 +210,7 @@ def test_the_run_estimate_comes_once_early_from_steady_steps(monkeypatch):
 
 
 def test_no_estimate_for_an_epoch_too_short_to_time():
-    from cifake import progress
+    from cifake.base import progress
 
     est = progress.RunEstimate(steps=4, epochs=2)
     est.epoch_begins(0)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import math
 
-from .. import limits
+from ..base import limits
 
 OVERRIDES_HELP = "config overrides as key=value, applied after --config (e.g. train.epochs=3 data.fraction=0.1)"
 

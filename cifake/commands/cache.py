@@ -22,8 +22,8 @@ def add_arguments(p) -> None:
 def run(args) -> int:
     from pathlib import Path
 
-    from ..cache import clear, listing
-    from ..data import cache_files_in_use
+    from ..data.cache import clear, listing
+    from ..data.listing import cache_files_in_use
 
     root = Path(args.data_dir)
     if args.clear:

@@ -28,9 +28,9 @@ def add_arguments(p) -> None:
 def run(args) -> int:
     import sys
 
+    from ..base.errors import UserError
     from ..config import load_config, reference, reference_markdown
-    from ..errors import UserError
-    from ..models import check_model_config
+    from ..models.registry import check_model_config
 
     if args.markdown and not args.reference:
         raise UserError("--markdown formats --reference: cifake config --reference --markdown")
@@ -47,7 +47,7 @@ def run(args) -> int:
     check_model_config(cfg.model)
     print(cfg.to_yaml(), end="")
     if args.summary:  # stdout stays YAML that loads back: the model goes to stderr
-        from ..models import build_model, describe, summary_text
+        from ..models.registry import build_model, describe, summary_text
 
         model = build_model(cfg.model)
 

@@ -27,6 +27,6 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
-    from ..download import run as download
+    from ..data.download import run as download
 
     return download(data_dir=args.data_dir, archive=args.archive, force=args.force, verify_only=args.verify)

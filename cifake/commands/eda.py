@@ -22,7 +22,7 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
-    from ..eda import report
+    from ..tasks.eda import report
 
     report(args.data_dir, args.out, args.samples)
     return 0

@@ -15,7 +15,7 @@ EXAMPLE = "cifake evaluate runs/small_cnn --split val"
 
 
 def add_arguments(p) -> None:
-    from ..corruptions import battery_help
+    from ..data.corruptions import battery_help
 
     p.add_argument("checkpoint", help=".keras file or run directory")
     p.add_argument("--data-dir", default=None, help="dataset root (default: the run's data.dir, else data/cifake)")
@@ -59,7 +59,7 @@ EXIT_SOME_UNREADABLE = 3  # as cifake predict: the figures stand, but some files
 def run(args) -> int:
     import sys
 
-    from ..evaluate import evaluate
+    from ..tasks.evaluate import evaluate
 
     report = evaluate(
         args.checkpoint,

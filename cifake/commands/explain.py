@@ -22,7 +22,7 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
-    from ..explain import explain
+    from ..tasks.explain import explain
 
     explain(args.model, args.images, args.out, args.layer)  # 'pretrained' resolves to the shipped detector
     return 0

@@ -16,7 +16,7 @@ EXAMPLE = "cifake export runs/small_cnn --format litert --int8"
 
 
 def add_arguments(p) -> None:
-    from ..export import FORMATS
+    from ..tasks.export import FORMATS
 
     p.add_argument("model", help=".keras file, run directory, or pretrained")
     p.add_argument("--format", choices=FORMATS, default="litert", help="what to write")
@@ -51,8 +51,8 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
-    from ..errors import UserError
-    from ..export import FORMATS, export
+    from ..base.errors import UserError
+    from ..tasks.export import FORMATS, export
 
     if args.int8 and not FORMATS[args.format].int8:
         offered = ", ".join(f"--format {name}" for name, f in FORMATS.items() if f.int8)

@@ -21,7 +21,7 @@ EXAMPLE = "cifake fakes --data-dir data/cifake --out fakes && cifake train --con
 
 
 def add_arguments(p) -> None:
-    from ..fakes import FAMILIES
+    from ..tasks.fakes import FAMILIES
 
     p.add_argument("--data-dir", default=DataConfig().dir, help="dataset root holding train/{REAL,FAKE} (data.dir)")
     p.add_argument("--out", default="fakes", help="output folder (see the layout above)")
@@ -56,7 +56,7 @@ def add_arguments(p) -> None:
 
 def run(args) -> int:
     from ..config import config_from_dict
-    from ..fakes import make_fakes
+    from ..tasks.fakes import make_fakes
 
     # the config's own rules check the split keys (as data.val_fraction / data.split_seed), before any work
     data = {"dir": args.data_dir, "val_fraction": args.val_fraction, "split_seed": args.split_seed}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..presets import PRESETS
+from ..models.presets import PRESETS
 from ._options import add_scoring_args
 
 HELP = "score your own images: P(FAKE) per file"
@@ -45,7 +45,7 @@ def add_arguments(p) -> None:
 
 def parse_shard(text: str) -> tuple[int, int]:
     """``K/N`` (1 <= K <= N) -> (K, N)."""
-    from ..errors import UserError
+    from ..base.errors import UserError
 
     try:
         k, n = (int(x) for x in text.split("/"))
@@ -60,8 +60,8 @@ def check_out_file(out: Path) -> None:
     """Fail before the scoring, not after it: ``--out`` must be a file we can create or replace."""
     import os
 
-    from .. import limits
-    from ..errors import UserError
+    from ..base import limits
+    from ..base.errors import UserError
 
     if out.is_dir():
         raise UserError(f"--out {out} is a folder; give a file name such as {out / 'predictions.csv'}")
@@ -73,9 +73,9 @@ def check_out_is_not_an_input(out: Path, files: list[str], model: Path) -> None:
     """The CSV may not replace an image being scored, the model, or a file beside the model it reads."""
     import os
 
-    from ..detector import files_read_with
-    from ..errors import UserError
-    from ..owned import PREDICTIONS_HEADER, check_replaceable
+    from ..base.errors import UserError
+    from ..base.owned import PREDICTIONS_HEADER, check_replaceable
+    from ..models.detector import files_read_with
 
     target = out.resolve()
     if out.exists():  # a file that does not exist yet cannot be an input; one that does is compared by inode
@@ -95,11 +95,11 @@ def check_out_is_not_an_input(out: Path, files: list[str], model: Path) -> None:
 def run(args) -> int:
     import sys
 
-    from ..detector import Detector
-    from ..errors import UserError
-    from ..images import collect, resized_note_counts
-    from ..predict import CsvSink, shard
-    from ..text import printable
+    from ..base.errors import UserError
+    from ..base.text import printable
+    from ..data.images import collect, resized_note_counts
+    from ..models.detector import Detector
+    from ..tasks.predict import CsvSink, shard
 
     if args.out:
         check_out_file(Path(args.out))
@@ -117,7 +117,7 @@ def run(args) -> int:
         )
     detector = Detector.load(args.model, args.threshold)
     if args.out:
-        from .. import limits
+        from ..base import limits
 
         check_out_is_not_an_input(Path(args.out), files, detector.path)
         # a row is the path, five numbers and a label: ~60 bytes more than the name
@@ -151,9 +151,9 @@ def _score(files: list[str], detector, sink, args) -> tuple[int, int, int, int]:
 
     from tqdm import tqdm
 
-    from ..decode import IMAGE_SIZE
-    from ..predict import score_chunks
-    from ..text import printable
+    from ..base.text import printable
+    from ..data.decode import IMAGE_SIZE
+    from ..tasks.predict import score_chunks
 
     n_rows = n_fake = n_other = n_bad = 0
     bar = tqdm(
@@ -181,13 +181,13 @@ class Table:
     """The terminal table, printed as rows arrive (the column width comes from every file's name)."""
 
     def __init__(self, files: list[str], threshold: float):
-        from ..text import printable
+        from ..base.text import printable
 
         self.width = min(max(len(printable(f)) for f in files), 80)
         print(f"{'path':<{self.width}}  {'P(FAKE)':>8}  label  {'size':>9}   (threshold {threshold:.4f})")
 
     def write(self, rows: list) -> None:
-        from ..text import printable
+        from ..base.text import printable
 
         for path, p, label, w, h in rows:
             print(f"{printable(path):<{self.width}}  {p:>8.4f}  {label:<5}  {f'{w}x{h}' if w else '?':>9}")

@@ -21,12 +21,12 @@ def add_arguments(p) -> None:
 def run(args) -> int:
     from pathlib import Path
 
-    from ..errors import UserError
-    from ..runs import find_runs, run_summary, table
+    from ..base.errors import UserError
+    from ..training.runs import find_runs, run_summary, table
 
     if args.compare:
-        from ..plots import compare_curves
-        from ..rundir import read_results
+        from ..models.plots import compare_curves
+        from ..training.rundir import read_results
 
         runs = {}
         for raw in args.compare:

@@ -38,7 +38,7 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
-    from ..serve import serve
+    from ..tasks.serve import serve
 
     # cli restores SIGINT (a background job of a script starts with it ignored) and turns SIGTERM into
     # the same clean stop: uploads deleted, exit 130 / 143.

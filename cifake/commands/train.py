@@ -31,10 +31,10 @@ def add_arguments(p) -> None:
 def run(args) -> int:
     from pathlib import Path
 
+    from ..base.errors import UserError
     from ..config import check_run_name, load_config
-    from ..errors import UserError
-    from ..models import check_model_config
-    from ..train import resolve_resume, train
+    from ..models.registry import check_model_config
+    from ..training.train import resolve_resume, train
 
     if args.resume:
         if args.config:
@@ -50,7 +50,7 @@ def run(args) -> int:
         cfg.train.name = check_run_name(args.name, "--name")
     check_model_config(cfg.model)  # before the data is loaded: a bad shape fails in a second
     if args.summary:
-        from ..models import build_model, describe, summary_text
+        from ..models.registry import build_model, describe, summary_text
 
         model = build_model(cfg.model)
         print(summary_text(model))

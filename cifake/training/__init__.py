@@ -1,0 +1,1 @@
+"""Training: the Trainer, schedules, devices and precision, run directories. Imports models and below."""
