@@ -21,12 +21,16 @@ def train_dataset(
     seed: int,
     epochs: int,
     initial_epoch: int = 0,
+    augment=None,
     flip: bool = False,
     shift: int = 0,
     robust=None,
     alternate_flip: bool = False,
 ):
     """Batches for epochs ``initial_epoch .. epochs-1``, ``ceil(N / batch_size)`` steps each.
+
+    ``augment``: an AugmentConfig, every augment.* key at once (what ``cifake train`` passes); the
+    separate flags below build a pipeline by hand (tests, benchmarks) and are ignored when it is given.
 
     Epoch ``e`` is a permutation seeded by (seed, e); augmentation is seeded by (seed, e, step).
     ``robust`` is an AugmentConfig whose JPEG/blur/resize/noise keys apply (see ``augment.py``).
@@ -35,6 +39,8 @@ def train_dataset(
     """
     from .augment import any_robust, flip_shift, robust_batch
 
+    if augment is not None:
+        flip, shift, alternate_flip, robust = augment.flip, augment.shift, augment.alternate_flip, augment
     tf = import_tf()
 
     n = len(split)

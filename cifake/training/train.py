@@ -101,17 +101,13 @@ def training_batches(cfg, split, epochs: int, initial_epoch: int = 0):
     """``data.train_dataset`` with every augment.* key of ``cfg`` applied, for epochs initial_epoch..epochs-1."""
     from ..data.pipelines import train_dataset
 
-    a = cfg.augment
     return train_dataset(
         split,
         cfg.train.batch_size,
         seed=cfg.train.seed,
         epochs=epochs,
         initial_epoch=initial_epoch,
-        flip=a.flip,
-        alternate_flip=a.alternate_flip,
-        shift=a.shift,
-        robust=a,
+        augment=cfg.augment,
     )
 
 
