@@ -23,6 +23,7 @@ NAMES: tuple[str, ...] = (
     "explain",
     "serve",
     "fakes",
+    "generators",
     "eda",
     "runs",
     "cache",

@@ -257,6 +257,7 @@ def image_files(folder: str | Path) -> list[str]:
 
 EXTRA_KEYS = (("extra_fake", 1), ("extra_real", 0))  # the config keys of extra training folders, and their label
 FAKES_MANIFEST = "fakes.json"  # written by `cifake fakes` at the root of its output; its val/ is held out
+GENERATORS_MANIFEST = "generators.json"  # written by `cifake generators`; its val/ is held out too
 
 
 def real_path(path: str | Path) -> Path:
@@ -273,14 +274,19 @@ def overlaps(a: Path, b: Path) -> bool:
 
 def _held_out_folders(data_cfg, folder: Path) -> list[tuple[Path, str]]:
     """(folder, what it is) that no extra training folder may be, hold or lie inside: the dataset's own
-    split folders, and the ``val/`` folder of any ``cifake fakes`` output at or above ``folder``."""
+    split folders, and the ``val/`` folder of any ``cifake fakes`` or ``cifake generators`` output at or
+    above ``folder``."""
     root = real_path(data_cfg.dir)
     held = [(root / split, f"the dataset's {split} split ({data_cfg.dir}/{split})") for split in ("train", "test")]
     for parent in (folder, *folder.parents):
-        if (parent / FAKES_MANIFEST).is_file():
-            held.append(
-                (parent / "val", f"the evaluation folder of cifake fakes ({parent}/val: copies of validation photos)")
-            )
+        for manifest, command in ((FAKES_MANIFEST, "fakes"), (GENERATORS_MANIFEST, "generators")):
+            if (parent / manifest).is_file():
+                held.append(
+                    (
+                        parent / "val",
+                        f"the evaluation folder of cifake {command} ({parent}/val: copies of validation photos)",
+                    )
+                )
     return held
 
 

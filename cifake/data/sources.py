@@ -95,8 +95,10 @@ def per_source(y: np.ndarray, p: np.ndarray, sources: np.ndarray, threshold: flo
 
 def print_sources(rows: dict[str, dict], real_images: int) -> None:
     log.info(f"  per source (each against all {real_images:,} REAL images)")
-    log.info(f"  {'source':<18} {'images':>7} {'FAKE rec':>8} {'accuracy':>8} {'ROC AUC':>8}")
+    w = min(max([len(printable(n)) for n in rows] + [6]), 40)  # whole names: sources differ at the end too
+    log.info(f"  {'source':<{w}} {'images':>7} {'FAKE rec':>8} {'accuracy':>8} {'ROC AUC':>8}")
     for name, r in rows.items():
         log.info(
-            f"  {printable(name)[:18]:<18} {r['images']:>7,} {r['fake_recall']:>8.4f} {r['accuracy']:>8.4f} {r['roc_auc']:>8.4f}"
+            f"  {printable(name)[:w]:<{w}} {r['images']:>7,} {r['fake_recall']:>8.4f} {r['accuracy']:>8.4f} "
+            f"{r['roc_auc']:>8.4f}"
         )
