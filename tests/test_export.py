@@ -42,7 +42,8 @@ def _csv(path: Path) -> dict[str, tuple[float, str]]:
     ("fmt", "extra", "name", "tolerance"),
     [
         ("litert", [], "m.tflite", 1e-4),  # float32: the same arithmetic, reordered
-        ("litert", ["--int8"], "m-int8.tflite", 0.08),  # 8-bit weights and activations
+        ("litert", ["--int8-activations"], "m-int8.tflite", 0.08),  # 8-bit weights and activations
+        ("litert", ["--int8"], "m-int8.tflite", 0.03),  # 8-bit weights, float activations
         ("savedmodel", [], "m-savedmodel", 1e-5),
         ("onnx", [], "m.onnx", 1e-4),
     ],
@@ -59,7 +60,15 @@ def test_every_format_is_checked_against_keras_and_carries_a_card(run, tmp_path,
     assert card["max_abs_delta"] <= tolerance
     assert card["label_agreement"] >= (0.9 if extra else 1.0)
     assert abs(card["accuracy_export"] - card["accuracy_keras"]) <= (0.1 if extra else 0)
-    assert (card["calibration"] or "").startswith("128 images of the training split" if extra else "")
+    calibrated = extra == ["--int8-activations"]
+    assert (card["calibration"] or "").startswith("128 images of the training split" if calibrated else "")
+    assert card["quantization"] == (
+        "float32"
+        if not extra
+        else "full-integer int8 (weights and activations)"
+        if calibrated
+        else "int8 weights, float activations (dynamic range)"
+    )
     assert out.exists() and not list(tmp_path.glob(".*"))  # no staging folder left behind
 
 
@@ -126,7 +135,7 @@ def test_a_file_that_is_not_litert_is_refused(tmp_path, capsys):
 
 def test_litert_quantizes_uint8_pixels_with_the_models_own_scale(run, tmp_path):
     out = tmp_path / "q.tflite"
-    assert main(["export", str(run[1]), "--int8", "--out", str(out)]) == 0
+    assert main(["export", str(run[1]), "--int8-activations", "--out", str(out)]) == 0
     model = LiteModel(out)
     assert model.quantized and model.input_dtype == np.uint8
     x = np.random.default_rng(1).integers(0, 256, (300, 32, 32, 3), dtype=np.uint8)
@@ -230,3 +239,21 @@ def test_a_killed_exports_staging_folder_is_removed_by_the_next_export(run, tmp_
     assert main(["export", str(run_dir), "--out", str(out)]) == 0
     assert not left.exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["k.tflite", "k.tflite.json"]
+
+
+def test_int8_weights_keep_the_scores_resolution_and_a_quarter_of_the_size(run, tmp_path):
+    """--int8 (dynamic range): float pixels in, float activations, P(FAKE) not in steps of 1/256."""
+    full, small = tmp_path / "f.tflite", tmp_path / "w8.tflite"
+    assert main(["export", str(run[1]), "--out", str(full)]) == 0
+    assert main(["export", str(run[1]), "--int8", "--out", str(small)]) == 0
+    model = LiteModel(small)
+    x = np.random.default_rng(2).integers(0, 256, (200, 32, 32, 3), dtype=np.uint8)
+    p = model.predict(x)
+    steps = np.unique(np.round(p * 256, 6))
+    assert model.input_dtype == np.float32 and len(np.unique(p)) > len(steps) / 2
+    assert not np.allclose(p * 256, np.round(p * 256), atol=1e-4)  # not on the 1/256 grid
+    assert small.stat().st_size < 0.5 * full.stat().st_size
+    assert (
+        main(["export", str(run[1]), "--int8", "--calibration", str(tmp_path), "--out", str(tmp_path / "x.tflite")])
+        == 2
+    )

@@ -1,4 +1,4 @@
-"""``cifake export``: a trained detector as LiteRT (float32 or full-integer int8), SavedModel or ONNX.
+"""``cifake export``: a trained detector as LiteRT (float32 or int8), SavedModel or ONNX.
 
 Every export is checked against the Keras model it came from before it is kept: both score the
 same validation images (the run's own seeded validation split), and the maximum and mean
@@ -6,8 +6,11 @@ same validation images (the run's own seeded validation split), and the maximum 
 printed and stored in a card beside the file (``NAME.json``, e.g. ``detector-int8.tflite.json``).
 An int8 export whose label agreement is below 99.5% is refused (exit 2) and not written.
 
-The int8 model is calibrated on images of the run's own training split (never validation), or on
-a folder given with ``--calibration``. Conversion goes through a SavedModel written by Keras'
+``--int8`` stores the weights as int8 and computes in float (dynamic-range quantisation: no
+calibration, P(FAKE) keeps its full resolution, about a quarter of the float32 file);
+``--int8-activations`` quantises the activations too (full-integer), calibrated on images of the
+run's own training split (never validation) or on a folder given with ``--calibration``; its scores
+come in steps of the output's scale (1/256), and small networks often lose the 99.5% agreement. Conversion goes through a SavedModel written by Keras'
 own exporter (``model.export``), which is also the ``savedmodel`` format: its ``serve`` signature
 takes float pixels 0..255 and ``serve_uint8`` takes uint8, both returning P(FAKE) (N, 1).
 """
@@ -43,6 +46,22 @@ from ..models.presets import PRETRAINED_DIR
 log = logging.getLogger(__name__)
 
 CALIBRATION_IMAGES = 512
+
+
+@dataclass(frozen=True)
+class Quantization:
+    """What an export stores as int8: nothing (float32), the weights (dynamic range: activations stay
+    float, no calibration), or weights and activations (full-integer, calibrated on ``calib``)."""
+
+    weights: bool = False
+    activations: bool = False
+    calib: np.ndarray | None = None
+
+    @property
+    def name(self) -> str:
+        if self.activations:
+            return "full-integer int8 (weights and activations)"
+        return "int8 weights, float activations (dynamic range)" if self.weights else "float32"
 
 
 def default_out(checkpoint: Path, fmt: str, int8: bool) -> Path:
@@ -122,22 +141,24 @@ def _saved_model(model, out: Path) -> None:
     archive.write_out(str(out), verbose=False)
 
 
-def export_savedmodel(model, out: Path, calib) -> Callable[[np.ndarray], np.ndarray]:
+def export_savedmodel(model, out: Path, quant: Quantization) -> Callable[[np.ndarray], np.ndarray]:
     tf = import_tf()
     _saved_model(model, out)
     loaded = tf.saved_model.load(str(out))
     return lambda x: np.asarray(loaded.serve_uint8(tf.constant(x))).reshape(-1)
 
 
-def export_litert(model, out: Path, calib: np.ndarray | None) -> Callable[[np.ndarray], np.ndarray]:
+def export_litert(model, out: Path, quant: Quantization) -> Callable[[np.ndarray], np.ndarray]:
     from ..models.litert import LiteModel
 
     tf = import_tf()
     with tempfile.TemporaryDirectory() as tmp:
         _saved_model(model, Path(tmp) / "sm")
         converter = tf.lite.TFLiteConverter.from_saved_model(str(Path(tmp) / "sm"), signature_keys=["serve"])
-        if calib is not None:  # full-integer post-training quantization
+        if quant.weights:  # post-training quantization: int8 weights (and, calibrated, int8 activations)
             converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        if quant.activations:
+            calib = quant.calib
             converter.representative_dataset = lambda: (
                 [calib[i : i + 1].astype(np.float32)] for i in range(len(calib))
             )
@@ -152,7 +173,7 @@ def export_litert(model, out: Path, calib: np.ndarray | None) -> Callable[[np.nd
     return lambda x: runner.predict(x)
 
 
-def export_onnx(model, out: Path, calib) -> Callable[[np.ndarray], np.ndarray]:
+def export_onnx(model, out: Path, quant: Quantization) -> Callable[[np.ndarray], np.ndarray]:
     try:
         import onnxruntime as ort
         import tf2onnx  # noqa: F401 - Keras' ONNX exporter uses it for the TensorFlow backend
@@ -195,10 +216,10 @@ class ExportFormat:
     """One export format: its converter and everything the command, help and checks derive from it."""
 
     name: str
-    write: Callable[[object, Path, np.ndarray | None], Callable[[np.ndarray], np.ndarray]]  # -> a uint8 scorer
+    write: Callable[[object, Path, Quantization], Callable[[np.ndarray], np.ndarray]]  # -> a uint8 scorer
     out_name: Callable[[str, bool], str]  # (checkpoint stem, int8) -> default file or folder name
     looks_like: Callable[[Path], bool]  # is this existing path an export of this format (may --force replace it)
-    int8: bool = False  # offers full-integer post-training quantization
+    int8: bool = False  # offers int8 post-training quantization (weights, and optionally activations)
 
 
 FORMATS: dict[str, ExportFormat] = {
@@ -253,6 +274,7 @@ def export(
     fmt: str = "litert",
     *,
     int8: bool = False,
+    int8_activations: bool = False,
     out: str | Path | None = None,
     data_dir: str | None = None,
     calibration: str | None = None,
@@ -261,35 +283,42 @@ def export(
 ) -> dict:
     """Convert, check against the Keras model, keep the file only if it passes; return the card.
 
+    ``int8``: int8 weights, float activations (dynamic range); ``int8_activations``: full-integer
+    (implies ``int8``), calibrated on ``calibration`` or the run's training images.
+
     ``out`` may not be an input of the run (the model, its card or threshold), may not lie inside the
     installed package, and replaces an existing file only when that file is an export of the same
     format and ``force`` is given.
     """
     if fmt not in FORMATS:
         raise UserError(f"export format {fmt!r}: choose one of {', '.join(FORMATS)}")
+    int8 = int8 or int8_activations
     if int8 and not FORMATS[fmt].int8:
         offered = ", ".join(name for name, f in FORMATS.items() if f.int8)
-        raise UserError(f"int8 (full-integer post-training quantization) is offered for {offered} only, not {fmt}")
+        raise UserError(f"int8 (post-training quantization) is offered for {offered} only, not {fmt}")
     checkpoint = resolve_checkpoint(model_path)
     detector = Detector.load(checkpoint, keras_only="cifake export")
     out = Path(out) if out else default_out(checkpoint, fmt, int8)
     check_out(out, checkpoint, fmt, force)
-    x, y, calib, calib_source = check_and_calibration_images(checkpoint, data_dir, check_images, calibration, int8)
+    x, y, calib, calib_source = check_and_calibration_images(
+        checkpoint, data_dir, check_images, calibration, int8_activations
+    )
+    quant = Quantization(weights=int8, activations=int8_activations, calib=calib)
     out.parent.mkdir(parents=True, exist_ok=True)
     remove_dead(out, "staging")  # left by an export killed with SIGKILL
     staging = temp_name(out, "staging")  # same filesystem: renamed into place at the end
     staging.mkdir()
     try:
         tmp_out = staging / out.name
-        say(f"converting {checkpoint} to {fmt}{' int8' if int8 else ''} ...")
+        say(f"converting {checkpoint} to {fmt} ({quant.name}) ...")
         from ..models.registry import float32_copy
 
         # a model trained under mixed bfloat16 holds bf16 ops, which LiteRT cannot convert
-        scorer = FORMATS[fmt].write(float32_copy(detector.model), tmp_out, calib)
+        scorer = FORMATS[fmt].write(float32_copy(detector.model), tmp_out, quant)
         p_keras, keras_speed = _timed(lambda a: detector.predict(a, 256), x)
         p_export, export_speed = _timed(scorer, x)
         check = parity(p_keras, p_export, y, detector.threshold)
-        card = make_card(tmp_out, out, fmt, int8, checkpoint, check, calib_source, keras_speed, export_speed)
+        card = make_card(tmp_out, out, fmt, quant, checkpoint, check, calib_source, keras_speed, export_speed)
         figures = describe_check(check, f"{fmt}{' int8' if int8 else ''}")
         if int8 and check["label_agreement"] < PARITY_MIN_AGREEMENT:
             raise UserError(
@@ -362,13 +391,14 @@ def _is_card(path: Path) -> bool:
     return card is not None and "source_sha256" in card
 
 
-def make_card(tmp_out: Path, out: Path, fmt: str, int8: bool, checkpoint: Path, check: dict, calib_source: str,
+def make_card(tmp_out: Path, out: Path, fmt: str, quant: Quantization, checkpoint: Path, check: dict, calib_source: str,
               keras_speed: float, export_speed: float) -> dict:  # fmt: skip
     """What ``OUT.json`` records: the file, its source (and hash), the parity check, calibration, speeds, size."""
     return {
         "file": out.name,
         "format": fmt,
-        "int8": int8,
+        "int8": quant.weights,
+        "quantization": quant.name,
         # a shipped model is named as the package holds it; a run's checkpoint by its absolute path
         "source": checkpoint.name if checkpoint.parent == PRETRAINED_DIR else str(checkpoint.resolve()),
         "source_sha256": _sha256(checkpoint),
