@@ -180,3 +180,48 @@ def test_pixel_bomb_upload_is_refused_from_its_header(tmp_path):
     rows, _, status = score_uploads([str(f["fake"]), str(bomb)], PRETRAINED, max_bytes=10_000_000, cache={})
     assert [r[0] for r in rows] == ["fake.png"]
     assert "refused bomb.png: 23000x23000 = 529 megapixels is over the 50 MP cap" in status
+
+
+def test_scoring_through_the_server_leaves_nothing_in_the_temp_folder(tmp_path):
+    """Uploads and the Grad-CAM images Gradio caches for the gallery live in the server's private
+    folder and go with it: with TMPDIR pointed at an empty folder, that folder is empty again after
+    an image was scored and the server stopped (docs/commands.md: nothing stays)."""
+    import signal
+    import subprocess
+    import sys
+
+    from gradio_client import Client, handle_file
+    from PIL import Image
+
+    from .conftest import synth_image
+
+    system_tmp = tmp_path / "systmp"
+    system_tmp.mkdir()
+    image = tmp_path / "photo.png"
+    Image.fromarray(synth_image(np.random.default_rng(0), fake=True)).save(image)
+    port = _free_port()
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "TMPDIR": str(system_tmp)}
+    env.pop("GRADIO_TEMP_DIR", None)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cifake", "serve", "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        line = proc.stdout.readline()
+        assert f"http://127.0.0.1:{port}" in line, line + proc.stderr.read()
+        client = Client(f"http://127.0.0.1:{port}/", verbose=False, download_files=False)
+        table, gallery, _ = client.predict(
+            [handle_file(str(image))], "shipped detector (detector.keras)", api_name="/run"
+        )
+        assert table["data"][0][0] == "photo.png" and len(gallery) == 1  # scored, with its Grad-CAM image
+        assert any(system_tmp.rglob("*.webp")) or any(system_tmp.rglob("*.png"))  # cached while it runs
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=60) == 130
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert list(system_tmp.rglob("*")) == [], "the server left files behind in the temp folder"
