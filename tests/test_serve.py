@@ -20,7 +20,7 @@ from cifake.cli import main
 
 from .conftest import synth_image
 
-gr = pytest.importorskip("gradio", reason="the demo extra (gradio) is not installed: pip install 'cifake[demo]'")
+gr = pytest.importorskip("gradio", reason="the demo extra (gradio) is not installed: pip install '.[demo]'")
 
 from cifake.models.presets import PRETRAINED  # noqa: E402
 from cifake.tasks.serve import SHIPPED, build_app, launch, model_choices, score_uploads  # noqa: E402

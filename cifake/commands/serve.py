@@ -8,7 +8,7 @@ HELP = "a local web app (Gradio): upload images, see P(FAKE) and Grad-CAM"
 DESCRIPTION = (
     "Start a Gradio app: upload one or several images and see P(FAKE), the label and a Grad-CAM\n"
     "overlay per image, with the shipped detector or any .keras file given here. Needs the demo\n"
-    "extra: pip install 'cifake[demo]'. Listens on 127.0.0.1 unless --host says otherwise."
+    "extra: pip install '.[demo]' in the repository. Listens on 127.0.0.1 unless --host says otherwise."
 )
 EXAMPLE = "cifake serve runs/small_cnn/best.keras --port 7860"
 

@@ -1,6 +1,6 @@
 """A Gradio app to score uploaded images, with Grad-CAM overlays.
 
-Optional extra: ``pip install 'cifake[demo]'``. Binds to 127.0.0.1 unless ``--host`` says
+Optional extra: ``pip install '.[demo]'`` in the repository (Gradio). Binds to 127.0.0.1 unless ``--host`` says
 otherwise. Hostile or careless uploads are bounded: Gradio's own ``max_file_size`` refuses a large
 upload while it is being received (HTTP 413, nothing kept), each image's pixel count is read from
 its header and capped before decoding, and uploads live in a private temporary folder that is
@@ -180,7 +180,9 @@ def serve(models: list[str], host: str, port: int, max_bytes: int, concurrency: 
         try:
             import gradio  # noqa: F401
         except ImportError:
-            raise UserError("the app needs Gradio: pip install 'cifake[demo]'") from None
+            raise UserError(
+                "the app needs Gradio: pip install '.[demo]' in the repository (or pip install 'gradio>=6,<7')"
+            ) from None
         choices = model_choices(models)
         check_port_free(host, port)
         app = build_app(choices, max_bytes, concurrency)
