@@ -437,10 +437,13 @@ class Trainer:
         log.info("evaluating best.keras on the validation split ...")
         cfg = self.cfg
         final = finish(self.run_dir, self.val_split, cfg, self.rows)
+        precision = "float32" if self.cfg.train.mixed_precision == "off" else "the run's precision"
         log.info(
             f"best {cfg.train.monitor} {final['best_' + cfg.train.monitor.removeprefix('val_')]:.4f} at epoch "
-            f"{final['best_epoch']}; val accuracy {final['accuracy']:.4f}"
+            f"{final['best_epoch']} (during training, {precision}); best.keras re-scored in float32: val accuracy "
+            f"{final['accuracy']:.4f} (metrics.json, as cifake evaluate reports it)"
         )
+        # the whole command (loading, epochs, validation, this evaluation); `cifake runs` counts the epochs only
         wall = f" (wall time {duration(time.perf_counter() - started)})" if started is not None else ""
         log.info(f"run directory: {self.run_dir}{wall}")
         return self.run_dir
