@@ -81,7 +81,7 @@ def test_evaluating_a_shipped_model_writes_nothing_inside_the_package(tmp_path, 
     args = ["evaluate", "pretrained", "--data-dir", str(data), "--split", "val", "--no-plots"]
     assert main([*args, "--choose-threshold", "--calibrate"]) == 0
     assert {p.name: p.stat().st_mtime_ns for p in PRETRAINED_DIR.iterdir()} == before
-    out = tmp_path / "evaluate-detector"
+    out = tmp_path / "runs" / "pretrained"  # presets.OUTPUTS_DIR: beside the runs, never in the package
     assert {"metrics.json", "threshold.json", "detector-calibrated.keras", "eval-val"} <= {
         p.name for p in out.iterdir()
     }
@@ -96,3 +96,23 @@ def test_a_threshold_applies_only_to_the_model_it_was_chosen_for(tmp_path):
     assert read_threshold(tmp_path / "best-int8.tflite") is None  # an export beside it keeps 0.5
     (tmp_path / "threshold.json").write_text(json.dumps({"threshold": 0.3, "chosen_on": "val"}))
     assert read_threshold(tmp_path / "best-int8.tflite")[0] == 0.3  # older files name no model: they apply
+
+
+def test_outputs_of_the_shipped_detector_go_to_runs_pretrained_and_the_last_line_names_them(
+    tmp_path, monkeypatch, capsys
+):
+    from PIL import Image
+
+    from cifake.cli import main
+
+    from .conftest import synth_image
+
+    monkeypatch.chdir(tmp_path)
+    Image.fromarray(synth_image(np.random.default_rng(0), fake=False)).save(tmp_path / "photo.png")
+    assert main(["explain", "pretrained", "photo.png"]) == 0
+    out = tmp_path / "runs" / "pretrained" / "explain"
+    assert [p.name for p in out.iterdir()] == ["photo_gradcam.png"]
+    assert (
+        capsys.readouterr().out.strip().splitlines()[-1] == f"wrote 1 figure(s) to {Path('runs/pretrained/explain')}/"
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["photo.png", "runs"]  # nothing else in the current folder

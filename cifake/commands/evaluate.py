@@ -34,7 +34,7 @@ def add_arguments(p) -> None:
         metavar="DIR",
         default=None,
         help="where metrics.json and eval-SPLIT/ go (default: the checkpoint's folder; for a shipped model, "
-        "./evaluate-NAME: nothing is written inside the package)",
+        "runs/pretrained/: nothing is written inside the package)",
     )
     p.add_argument(
         "--calibrate",

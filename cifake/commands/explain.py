@@ -10,13 +10,18 @@ DESCRIPTION = (
     "logit at the last convolutional feature map (found automatically, or --layer). Images are\n"
     "prepared as in cifake predict."
 )
-EXAMPLE = "cifake explain runs/small_cnn photo.jpg other.png --out explain/"
+EXAMPLE = "cifake explain runs/small_cnn photo.jpg other.png      # -> runs/small_cnn/explain/"
 
 
 def add_arguments(p) -> None:
     p.add_argument("model", help=".keras file, run directory, or 'pretrained' for the shipped detector")
     p.add_argument("images", nargs="+", metavar="IMAGE", help="image files or folders (searched recursively)")
-    p.add_argument("--out", default="explain", help="folder for the overlay PNGs (created)")
+    p.add_argument(
+        "--out",
+        default=None,
+        help="folder for the overlay PNGs (created); default: explain/ beside the model (its run directory), "
+        "runs/pretrained/explain for the shipped detector",
+    )
     p.add_argument("--layer", default=None, help="name of the layer to explain (default: the last 4-D feature map)")
     add_pixel_cap(p)
 

@@ -10,6 +10,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 PRETRAINED_DIR = Path(__file__).resolve().parents[1] / "pretrained"
+# Nothing is ever written inside the installed package: what a command makes from a shipped model
+# (evaluate's metrics and figures, explain's overlays, an export) goes here, relative to the current
+# folder, beside the runs (git-ignored with them; `cifake runs` lists only folders with a config.yaml).
+OUTPUTS_DIR = Path("runs") / "pretrained"
+
+
+def outputs_for(model: Path) -> Path:
+    """Where a command's outputs for ``model`` go by default: beside it (its run directory), or
+    ``OUTPUTS_DIR`` for a model shipped inside the package."""
+    model = Path(model)
+    return OUTPUTS_DIR if model.parent.resolve() == PRETRAINED_DIR else model.parent
 
 
 @dataclass(frozen=True)

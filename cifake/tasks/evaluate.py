@@ -30,7 +30,7 @@ from ..models.detector import (
     Detector,
     resolve_checkpoint,
 )
-from ..models.presets import PRETRAINED_DIR
+from ..models.presets import PRETRAINED_DIR, outputs_for
 from ..training.rundir import DATA_FILE, run_config
 
 log = logging.getLogger(__name__)
@@ -59,8 +59,8 @@ def evaluate(
 
         parse_spec(corruptions)  # a bad spec fails now, not after the scoring
     shipped = checkpoint.parent.resolve() == PRETRAINED_DIR.resolve()
-    # nothing is ever written inside the installed package: a shipped model's results go to ./evaluate-NAME
-    out_dir = Path(out) if out else (Path.cwd() / f"evaluate-{checkpoint.stem}" if shipped else checkpoint.parent)
+    # nothing is ever written inside the installed package: a shipped model's results go to runs/pretrained/
+    out_dir = Path(out) if out else outputs_for(checkpoint)
     check_writable_dir(out_dir, "{out}" if out else "the checkpoint's folder (choose another with {out})")
     _refuse_out_in_data(out_dir, checkpoint, data_dir)
     read_metrics(out_dir / "metrics.json")  # a damaged one is refused before the work, not after

@@ -26,16 +26,25 @@ def unique_names(paths: list[str]) -> list[str]:
     return names
 
 
-def explain(model_path: str | Path, images: list[str], out: str | Path, layer: str | None = None) -> list[Path]:
+def explain(
+    model_path: str | Path, images: list[str], out: str | Path | None = None, layer: str | None = None
+) -> list[Path]:
     """Write ``<out>/<stem>_gradcam.png`` (image | heatmap overlay) per readable image; return the paths.
 
-    ``images`` may name files and folders (searched recursively, as in ``cifake predict``).
+    ``images`` may name files and folders (searched recursively, as in ``cifake predict``); ``out``
+    defaults to ``explain/`` beside the model (its run directory; ``runs/pretrained/explain`` for the
+    shipped detector).
     """
     from ..base.text import printable
     from ..data.images import collect, load_images
     from ..models.detector import Detector, check_probabilities
     from ..models.plots import gradcam_figure
 
+    if out is None:
+        from ..models.detector import resolve_checkpoint
+        from ..models.presets import outputs_for
+
+        out = outputs_for(resolve_checkpoint(model_path)) / "explain"
     if Path(out).exists() and not Path(out).is_dir():  # before any work
         raise UserError(f"{{out}} {out} is a file; give a folder for the figures", options=("out",))
     detector = Detector.load(model_path, keras_only="cifake explain (Grad-CAM)")
@@ -69,4 +78,5 @@ def explain(model_path: str | Path, images: list[str], out: str | Path, layer: s
         gradcam_figure(img, overlay(img, cam), title, dest, float(p), threshold)
         log.info(f"{printable(path)}: P(FAKE) {p:.4f} -> {dest}")
         written.append(dest)
+    log.info(f"wrote {len(written)} figure(s) to {out}/")
     return written

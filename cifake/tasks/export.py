@@ -41,7 +41,7 @@ from ..models.detector import (
     files_read_with,
     resolve_checkpoint,
 )
-from ..models.presets import PRETRAINED_DIR
+from ..models.presets import PRETRAINED_DIR, outputs_for
 
 log = logging.getLogger(__name__)
 
@@ -65,9 +65,8 @@ class Quantization:
 
 
 def default_out(checkpoint: Path, fmt: str, int8: bool) -> Path:
-    """Beside the checkpoint (the current folder for a model shipped inside the package)."""
-    folder = Path.cwd() if checkpoint.parent == PRETRAINED_DIR else checkpoint.parent
-    return folder / FORMATS[fmt].out_name(checkpoint.stem, int8)
+    """Beside the checkpoint (``presets.OUTPUTS_DIR`` for a model shipped inside the package)."""
+    return outputs_for(checkpoint) / FORMATS[fmt].out_name(checkpoint.stem, int8)
 
 
 def card_path(out: Path) -> Path:
