@@ -2,14 +2,15 @@
 """Ship a finished run's model as cifake's one detector, with its int8 export and its model card.
 
     python scripts/export_pretrained.py runs/detector --checkpoint best-calibrated.keras \
-        --generators fakes/val --leave-one-out logo.json
+        --generators fakes/val --other-generators generators/val --leave-one-out logo.json
 
 Writes cifake/pretrained/detector.keras (weights and architecture only: no optimizer state, so it
 stays small), detector-int8.tflite with its parity card (`cifake export --int8`, checked on the
 whole validation split), and detector.json: recipe, validation metrics and the corruption battery
 measured with `cifake evaluate`'s own code on the run's seeded validation split, per-generator
-figures on --generators (a `cifake fakes` val folder), the leave-one-generator-out table of
-scripts/leave_one_out.py, date, versions and limitations in plain words.
+figures on --generators (a `cifake fakes` val folder) and on --other-generators (a `cifake
+generators` val folder: other projects' generators, with each family's mean), the leave-one-out
+table of scripts/leave_one_out.py, date, versions and limitations in plain words.
 """
 
 from __future__ import annotations
@@ -42,6 +43,18 @@ LIMITATIONS = [
     "epoch; anything beyond those operations (crops, filters, screenshots, heavy edits) is unknown until measured.",
     "Validation figures come from a seeded split of the Kaggle train split; the official test split was not used.",
 ]
+
+
+def other_generators(model: Path, folder: Path) -> dict:
+    """``per_source`` on a `cifake generators` val folder, with each benchmark group's mean ROC AUC."""
+    figures = per_source(model, folder)
+    manifest = json.loads((folder.parent / "generators.json").read_text())["generators"]
+    groups: dict[str, list[float]] = {}
+    for name, r in figures["per_source"].items():
+        figures["per_source"][name]["group"] = manifest.get(name, {}).get("group", "other")
+        groups.setdefault(figures["per_source"][name]["group"], []).append(r["roc_auc"])
+    figures["group_mean_roc_auc"] = {g: sum(v) / len(v) for g, v in sorted(groups.items())}
+    return figures
 
 
 def per_source(model: Path, folder: Path) -> dict:
@@ -78,6 +91,11 @@ def main() -> None:
         help="file in the run directory to ship, e.g. best-calibrated.keras (from cifake evaluate --calibrate)",
     )
     ap.add_argument("--generators", type=Path, help="a `cifake fakes` val folder: per-generator figures for the card")
+    ap.add_argument(
+        "--other-generators",
+        type=Path,
+        help="a `cifake generators` val folder: other projects' generators, per generator",
+    )
     ap.add_argument("--leave-one-out", type=Path, help="the --json of scripts/leave_one_out.py, copied into the card")
     ap.add_argument("--data-dir", default=None, help="dataset of the checks (default: the run's data.dir)")
     args = ap.parse_args()
@@ -139,6 +157,7 @@ def main() -> None:
         },
         "robustness": {k: report["robustness"][k] for k in ("clean", "battery", "worst")},
         "generators": per_source(target, args.generators) if args.generators else None,
+        "other_generators": other_generators(target, args.other_generators) if args.other_generators else None,
         "leave_one_out": json.loads(args.leave_one_out.read_text()) if args.leave_one_out else None,
         "calibrated": args.checkpoint.endswith("-calibrated.keras"),
         "calibration": run_metrics.get("evaluate", {}).get("val", {}).get("calibration"),
