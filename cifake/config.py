@@ -519,6 +519,34 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str
     return cfg
 
 
+def resolve(source: Config | str | Path | None = None, **overrides: Any) -> Config:
+    """A Config for Python callers: a recipe file (or a Config, or None for the defaults) with keyword
+    overrides, checked as the command line checks ``key=value``:
+    ``resolve("configs/fast.yaml", epochs=3, filters=[16, 32])``. A keyword is a key's name where it
+    is unique among the sections (``epochs``, ``filters``, ``val_fraction``), or ``section__name``
+    (``train__name``) where it is not."""
+    cfg = source if isinstance(source, Config) else load_config(source)
+    if not overrides:
+        return cfg
+    fields = {s: {f.name for f in dataclasses.fields(cls)} for s, cls in SECTIONS.items()}
+    base = config_from_dict(cfg.to_dict())
+    problems: list[str] = []
+    for word, value in overrides.items():
+        section, _, name = word.partition("__")
+        if not name:
+            owners = [s for s, names in fields.items() if word in names]
+            if len(owners) != 1:
+                where = " or ".join(f"{s}__{word}" for s in owners) if owners else "a key of cifake config --reference"
+                problems.append(f"{word}: {'ambiguous' if owners else 'not a key'}; write {where}")
+                continue
+            section, name = owners[0], word
+        _apply(base, f"{section}.{name}", value, problems)
+    if problems:
+        raise ConfigError(problems)
+    base.train.name = base.train.name or cfg.train.name
+    return base
+
+
 def config_from_dict(data: dict) -> Config:
     """Rebuild a Config from ``to_dict()`` output (a run's config.yaml); unknown keys are errors."""
     cfg = Config()

@@ -119,3 +119,53 @@ def test_one_auc_the_trainers_metrics_equal_evaluates(tmp_path, capsys):
     assert trained["auc"] == report["roc_auc"]
     assert trained["accuracy"] == report["accuracy"] and trained["loss"] == report["log_loss"]
     assert f"ROC AUC {trained['auc']:.4f}" in capsys.readouterr().out
+
+
+def test_calling_a_detector_gives_results_with_paths_and_skips_unreadable_files(folder, tmp_path):
+    detector = cifake.load_detector()
+    mixed = tmp_path / "mixed"
+    mixed.mkdir()
+    for f in folder.iterdir():
+        (mixed / f.name).write_bytes(f.read_bytes())
+    (mixed / "e.png").write_bytes(b"\x89PNG\r\n\x1a\n not an image")
+    with pytest.warns(UserWarning) as said:
+        results = detector(mixed)
+    messages = " ".join(str(w.message) for w in said)
+    assert "skipped 1 file(s)" in messages and "were resized" in messages  # b.jpg and d.bmp are not 32x32
+    assert len(results) == 4 and [Path(p).name for p in results.paths] == ["a.png", "b.jpg", "c.png", "d.bmp"]
+    assert [Path(p).name for p, _ in results.skipped] == ["e.png"]
+    np.testing.assert_allclose(results.p_fake, detector.predict(folder), atol=1e-6)
+    assert results.labels == list(detector.label(results.p_fake))
+    assert results[1].size == (40, 48) and results[1].resized and not results[0].resized
+    with open(results.to_csv(tmp_path / "r.csv")) as f:
+        rows = list(csv.DictReader(f))
+    assert [r["label"] for r in rows] == results.labels and rows[1]["width"] == "40"
+    with pytest.raises(UserError, match="1 of 5 file"):
+        detector(mixed, errors="raise")
+    with pytest.raises(UserError, match="errors must be"):
+        detector(mixed, errors="ignore")
+    arrays = detector(np.zeros((2, 32, 32, 3), np.uint8))
+    assert arrays.paths == [None, None] and "2 image(s)" in repr(arrays)
+
+
+def test_predict_warns_when_it_resizes_as_the_command_line_does(folder):
+    detector = cifake.load_detector()
+    with pytest.warns(UserWarning, match="2 of 4 image"):
+        detector.predict(folder)
+
+
+def test_train_takes_a_recipe_file_and_keyword_overrides(tmp_path):
+    from cifake.config import ConfigError
+
+    from .conftest import make_dataset
+
+    data = make_dataset(tmp_path / "data", per_class=60)
+    recipe = Path(__file__).resolve().parents[1] / "configs" / "smoke.yaml"
+    run = cifake.train(
+        recipe, dir=str(data), fraction=1.0, val_fraction=0.2, epochs=1, runs_dir=str(tmp_path / "runs"),
+        tensorboard=False, train__name="api",
+    )  # fmt: skip
+    assert run == tmp_path / "runs" / "api" and (run / "metrics.json").is_file()
+    assert "epochs: 1" in (run / "config.yaml").read_text()
+    with pytest.raises(ConfigError, match="ambiguous; write model__name or train__name"):
+        cifake.train(recipe, name="x")

@@ -230,10 +230,30 @@ def load_images(files: list[str]) -> Loaded:
 def as_batch(images) -> np.ndarray:
     """What ``Detector.predict`` accepts, as (N, 32, 32, 3) uint8: paths (files, folders), PIL images,
     or uint8 RGB arrays (H, W, 3) / (N, H, W, 3); resized and read exactly as ``load_images`` does."""
+    return gather(images, errors="raise").images
+
+
+class Gathered(NamedTuple):
+    """``gather``'s answer: the 32x32 batch, each image's file (None for an array or PIL image given
+    directly) and original (width, height), and the files skipped with why."""
+
+    images: np.ndarray
+    paths: list[str | None]
+    sizes: list[tuple[int, int]]
+    skipped: list[tuple[str, str]]
+
+
+def gather(images, errors: str = "raise") -> Gathered:
+    """``as_batch`` with what a result needs: paths and original sizes per image. ``errors``: 'raise'
+    (a file that cannot be read is a ``UserError`` naming it) or 'skip' (it goes to ``skipped``)."""
     from PIL import Image
 
+    if errors not in ("raise", "skip"):
+        raise UserError(f"errors must be 'raise' or 'skip', got {str(errors)[:40]!r}")
     if isinstance(images, np.ndarray):
-        return _array_batch(images)
+        shape = images.shape[-3:-1][::-1] if images.ndim in (3, 4) else (0, 0)
+        batch = _array_batch(images)
+        return Gathered(batch, [None] * len(batch), [tuple(shape)] * len(batch), [])
     if isinstance(images, (bytes, bytearray, memoryview)):
         raise UserError(
             "cannot score raw bytes: give a path, a PIL image (PIL.Image.open(io.BytesIO(data))) or a uint8 array"
@@ -253,7 +273,7 @@ def as_batch(images) -> np.ndarray:
             if arr is None:
                 raise UserError(f"image {n} of {len(items)}: {why}")
             out.append(arr)
-        return np.stack(out)
+        return Gathered(np.stack(out), [None] * len(out), [im.size for im in items], [])
     if not all(isinstance(x, (str, os.PathLike)) for x in items):
         kinds = sorted({type(x).__name__ for x in items})
         raise UserError(f"cannot score {', '.join(kinds)}: give paths, PIL images, or a uint8 array (N, H, W, 3)")
@@ -261,10 +281,10 @@ def as_batch(images) -> np.ndarray:
     if not files:
         raise UserError(f"no image files found in {', '.join(shorten(printable(os.fspath(x)), 80) for x in items)}")
     loaded = load_images(files)
-    if loaded.unreadable:
+    if loaded.unreadable and errors == "raise":
         shown = "; ".join(f"{printable(p)}: {why}" for p, why in loaded.unreadable[:3])
         raise UserError(f"{len(loaded.unreadable)} of {len(files)} file(s) could not be read ({shorten(shown, 300)})")
-    return loaded.images
+    return Gathered(loaded.images, list(loaded.ok), list(loaded.sizes), list(loaded.unreadable))
 
 
 def _array_batch(arr: np.ndarray) -> np.ndarray:

@@ -296,12 +296,42 @@ class Detector:
         ``images``: a file or folder path (folders are searched recursively, in sorted order), a list of
         paths, a PIL image or a list of them, or a uint8 array (H, W, 3) or (N, H, W, 3) of RGB pixels.
         Anything not 32x32 is resized to 32x32 exactly as ``cifake predict`` does (Pillow, bicubic,
-        antialiased); files are read with the same caps and EXIF handling. A file that cannot be read is
-        a ``UserError`` naming it. ``tta``: average over the mirror ('flip') or six views ('shift').
+        antialiased; a ``UserWarning`` says how many), files are read with the same caps and EXIF
+        handling. A file that cannot be read is a ``UserError`` naming it (``detector(images)`` skips
+        it instead). ``tta``: average over the mirror ('flip') or six views ('shift').
         """
-        from ..data.images import as_batch
+        from ..data.images import gather
 
-        return predict_tta(self.model, as_batch(images), batch_size, tta, self.path)
+        got = gather(images, errors="raise")
+        _warn_resized(got.sizes)
+        return predict_tta(self.model, got.images, batch_size, tta, self.path)
+
+    def __call__(
+        self, images: ImageInput, *, errors: str = "skip", batch_size: int = 1024, tta: bool | str = False
+    ) -> Results:
+        """Score ``images`` (as ``predict`` takes them) into ``Results``: per image its file, P(FAKE),
+        label at this detector's threshold and original size. ``errors='skip'`` (the default, as the
+        command line does) leaves out files that cannot be read, lists them in ``Results.skipped`` and
+        warns; ``errors='raise'`` refuses the batch instead."""
+        import warnings
+
+        from ..data.images import gather
+
+        got = gather(images, errors=errors)
+        if got.skipped:
+            warnings.warn(
+                f"skipped {len(got.skipped)} file(s) that could not be read (Results.skipped says why), e.g. "
+                f"{text.shorten(text.printable(got.skipped[0][0]), 120)}: {got.skipped[0][1]}",
+                UserWarning,
+                stacklevel=2,
+            )
+        _warn_resized(got.sizes)
+        p = predict_tta(self.model, got.images, batch_size, tta, self.path) if len(got.images) else np.zeros(0)
+        items = [
+            Result(path, float(pi), "FAKE" if pi >= self.threshold else "REAL", size)
+            for path, pi, size in zip(got.paths, p, got.sizes, strict=True)
+        ]
+        return Results(items, got.skipped, self.threshold)
 
     @property
     def card(self) -> dict:
@@ -320,6 +350,78 @@ class Detector:
     def __repr__(self) -> str:
         kind = "Keras" if self.is_keras else "LiteRT"
         return f"Detector({str(self.path)!r}, {kind}, threshold={self.threshold:.4f} ({self.threshold_source}))"
+
+
+@dataclass(frozen=True)
+class Result:
+    """One scored image: its file (None for an array or PIL image), P(FAKE), label, original size."""
+
+    path: str | None
+    p_fake: float
+    label: str
+    size: tuple[int, int]  # (width, height) before the resize to 32x32; (0, 0) when unknown
+
+    @property
+    def resized(self) -> bool:
+        return tuple(self.size) not in ((32, 32), (0, 0))
+
+
+class Results(Sequence[Result]):
+    """What ``detector(images)`` returns: a sequence of ``Result``, with the arrays and the files
+    that were skipped; ``to_csv`` writes what ``cifake predict --out`` writes."""
+
+    def __init__(self, items: list[Result], skipped: list[tuple[str, str]], threshold: float):
+        self.items, self.skipped, self.threshold = items, skipped, threshold
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i):
+        return self.items[i]
+
+    @property
+    def p_fake(self) -> np.ndarray:
+        return np.array([r.p_fake for r in self.items], np.float32)
+
+    @property
+    def labels(self) -> list[str]:
+        return [r.label for r in self.items]
+
+    @property
+    def paths(self) -> list[str | None]:
+        return [r.path for r in self.items]
+
+    def to_csv(self, path: str | Path) -> Path:
+        """path,p_fake,label,width,height rows (the columns of ``cifake predict --out``), atomically."""
+        import csv
+
+        from ..base.files import atomic_open
+
+        with atomic_open(path, newline="") as f:
+            w = csv.writer(f)
+            w.writerow(["path", "p_fake", "label", "width", "height"])
+            w.writerows(
+                (text.csv_path(r.path) if r.path else "", f"{r.p_fake:.6f}", r.label, *r.size) for r in self.items
+            )
+        return Path(path)
+
+    def __repr__(self) -> str:
+        fake = sum(r.label == "FAKE" for r in self.items)
+        return (
+            f"Results({len(self.items)} image(s): {fake} FAKE, {len(self.items) - fake} REAL at threshold "
+            f"{self.threshold:.4f}; {len(self.skipped)} skipped)"
+        )
+
+
+def _warn_resized(sizes: list[tuple[int, int]]) -> None:
+    """The command line's note on images that were not 32x32, as a ``UserWarning`` for Python callers."""
+    import warnings
+
+    from ..data.images import resized_note_counts
+
+    note = resized_note_counts(sum(tuple(s) not in ((32, 32), (0, 0)) for s in sizes), len(sizes))
+    if note:
+        warnings.warn(note, UserWarning, stacklevel=3)
 
 
 ImageInput = Union[str, Path, Sequence[str | Path], "PIL.Image.Image", Sequence["PIL.Image.Image"], np.ndarray]

@@ -23,7 +23,7 @@ from ..base.files import atomic_save, atomic_write_json, atomic_write_text
 from ..base.progress import duration, progress_callback
 from ..base.text import shorten
 from ..base.tfutil import import_keras
-from ..config import RESUMABLE_KEYS, Config, config_from_dict, load_config, read_yaml
+from ..config import RESUMABLE_KEYS, Config, config_from_dict, load_config, read_yaml, resolve
 from ..models.detector import load_model_file
 from ..models.registry import describe, float32_copy, macs
 from .devices import build_for_replicas, cluster_from_env, setup_devices
@@ -449,12 +449,24 @@ class Trainer:
         return self.run_dir
 
 
-def train(cfg: Config, run_dir: Path | None = None, *, resume: bool = False, config_changed: bool = False) -> Path:
+def train(
+    cfg: Config | str | Path | None = None,
+    run_dir: Path | None = None,
+    *,
+    resume: bool = False,
+    config_changed: bool = False,
+    **overrides,
+) -> Path:
     """Train ``cfg`` into ``run_dir`` (a new runs/NAME when None); return the run directory.
 
-    With ``resume``, continue ``run_dir`` from its last completed epoch (see the module docstring);
-    ``config_changed``: the resumable keys changed, so config.yaml is rewritten. See ``Trainer``.
+    ``cfg``: a Config, a recipe file, or None for the defaults; keyword ``overrides`` change it as
+    ``key=value`` does on the command line (``cifake.train("configs/fast.yaml", epochs=3)``; see
+    ``config.resolve``). With ``resume``, continue ``run_dir`` from its last completed epoch (see the
+    module docstring); ``config_changed``: the resumable keys changed, so config.yaml is rewritten.
+    See ``Trainer``.
     """
+    if not isinstance(cfg, Config) or overrides:
+        cfg = resolve(cfg, **overrides)
     return Trainer(cfg, run_dir, resume=resume, config_changed=config_changed).run()
 
 
