@@ -129,3 +129,18 @@ def test_docs_config_md_is_what_the_code_prints():
     page = (REPO / "docs" / "config.md").read_text()
     assert page == reference_markdown()
     assert all(f"| `{key}` |" in page for key in all_keys())
+
+
+def test_one_default_recipe_with_and_without_config(capsys):
+    """`cifake train` / `cifake config` without --config use configs/small_cnn.yaml, shipped in the package."""
+    from pathlib import Path
+
+    from cifake.cli import main
+    from cifake.config import DEFAULT_RECIPE
+
+    repo = Path(__file__).resolve().parents[1]
+    assert DEFAULT_RECIPE.read_text() == (repo / "configs" / "small_cnn.yaml").read_text()
+    assert main(["config"]) == 0
+    bare = capsys.readouterr().out
+    assert main(["config", "--config", str(repo / "configs" / "small_cnn.yaml")]) == 0
+    assert capsys.readouterr().out == bare and "stem: whiten" in bare and "name: small_cnn" in bare

@@ -59,7 +59,11 @@ def port(text: str) -> int:
 
 def add_config_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
-        "--config", metavar="FILE.yaml", default=None, help="YAML recipe (see configs/); defaults apply without one"
+        "--config",
+        metavar="FILE.yaml",
+        default=None,
+        help="YAML recipe (see configs/); without one, the default recipe (configs/small_cnn.yaml, shipped in "
+        "the package)",
     )
     p.add_argument("overrides", nargs="*", metavar="key=value", help=OVERRIDES_HELP)
 

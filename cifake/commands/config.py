@@ -29,7 +29,7 @@ def run(args) -> int:
     import sys
 
     from ..base.errors import UserError
-    from ..config import load_config, reference, reference_markdown
+    from ..config import DEFAULT_RECIPE, load_config, reference, reference_markdown
     from ..models.registry import check_model_config
 
     if args.markdown and not args.reference:
@@ -43,7 +43,7 @@ def run(args) -> int:
         for key, default, text in rows:
             print(f"{key:<{width}}  {default:<14}  {text}")
         return 0
-    cfg = load_config(args.config, args.overrides)
+    cfg = load_config(args.config or DEFAULT_RECIPE, args.overrides)
     check_model_config(cfg.model)
     print(cfg.to_yaml(), end="")
     if args.summary:  # stdout stays YAML that loads back: the model goes to stderr

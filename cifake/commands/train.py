@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..config import RESUMABLE_KEYS
+from ..config import DEFAULT_RECIPE, RESUMABLE_KEYS
 from ._options import add_config_args, add_pixel_cap
 
 HELP = "train a detector from a YAML recipe"
@@ -45,7 +45,7 @@ def run(args) -> int:
         cfg, changed = resolve_resume(run_dir, args.overrides)
         train(cfg, run_dir, resume=True, config_changed=changed)
         return 0
-    cfg = load_config(args.config, args.overrides)
+    cfg = load_config(args.config or DEFAULT_RECIPE, args.overrides)
     if args.name:
         cfg.train.name = check_run_name(args.name, "--name")
     check_model_config(cfg.model)  # before the data is loaded: a bad shape fails in a second
