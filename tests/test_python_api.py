@@ -169,3 +169,17 @@ def test_train_takes_a_recipe_file_and_keyword_overrides(tmp_path):
     assert "epochs: 1" in (run / "config.yaml").read_text()
     with pytest.raises(ConfigError, match="ambiguous; write model__name or train__name"):
         cifake.train(recipe, name="x")
+
+
+def test_the_card_has_the_same_keys_whatever_the_model_file(tmp_path):
+    from cifake.models.detector import CARD_KEYS
+
+    shipped, int8 = cifake.load_detector("pretrained"), cifake.load_detector("pretrained-int8")
+    keras_model = shipped.model
+    keras_model.save(tmp_path / "bare.keras")  # a file with no card, no run around it
+    bare = cifake.load_detector(tmp_path / "bare.keras")
+    for d, kind in ((shipped, "shipped detector"), (int8, "export"), (bare, "model file")):
+        assert set(CARD_KEYS) <= set(d.card) and d.card["kind"] == kind and d.card["threshold"] == d.threshold
+    assert shipped.card["accuracy"] > 0.9 and int8.card["accuracy"] > 0.9 and bare.card["accuracy"] is None
+    assert int8.card["format"] == "litert" and shipped.card["format"] == "keras"
+    assert int8.card["label_agreement"] >= 0.995 and shipped.card["label_agreement"] is None

@@ -335,13 +335,18 @@ class Detector:
 
     @property
     def card(self) -> dict:
-        """What is known about the model file: the shipped detector's card, an export's card (parity
-        with the Keras model it came from), or a run's final metrics; {} when there is none."""
+        """What is known about the model file, with the same keys whatever the file (``CARD_KEYS``:
+        None where a figure is not known), then everything its own card holds: the shipped
+        detector's card (recipe, battery, generators), an export's parity card, or a run's
+        metrics.json."""
         if self.path.resolve() == PRETRAINED.resolve():
-            return model_card()
-        if (exported := export_card(self.path)) is not None:
-            return exported
-        return limits.read_json_object(self.path.parent / "metrics.json") or {}
+            raw, kind = model_card(), "shipped detector"
+        elif (exported := export_card(self.path)) is not None:
+            raw, kind = exported, "export"
+        else:
+            raw = limits.read_json_object(self.path.parent / "metrics.json") or {}
+            raw, kind = (raw, "run") if raw else ({}, "model file")
+        return {**raw, **_common_card(raw, kind, self)}
 
     def label(self, p: np.ndarray | float) -> np.ndarray:
         """'FAKE' where ``p`` >= the threshold, else 'REAL' (same shape as ``p``)."""
@@ -411,6 +416,30 @@ class Results(Sequence[Result]):
             f"Results({len(self.items)} image(s): {fake} FAKE, {len(self.items) - fake} REAL at threshold "
             f"{self.threshold:.4f}; {len(self.skipped)} skipped)"
         )
+
+
+CARD_KEYS = (
+    "file", "format", "kind", "threshold", "threshold_source", "accuracy", "roc_auc", "label_agreement",
+    "parameters", "trained",
+)  # fmt: skip
+
+
+def _common_card(raw: dict, kind: str, detector: Detector) -> dict:
+    """``CARD_KEYS`` from whichever card a model file has (see ``Detector.card``)."""
+    validation = raw.get("validation") if isinstance(raw.get("validation"), dict) else {}
+    accuracy = validation.get("accuracy", raw.get("accuracy_export", raw.get("accuracy")))
+    return {
+        "file": detector.path.name,
+        "format": "keras" if detector.is_keras else "litert",
+        "kind": kind,
+        "threshold": detector.threshold,
+        "threshold_source": detector.threshold_source,
+        "accuracy": accuracy,
+        "roc_auc": validation.get("roc_auc", raw.get("auc")),
+        "label_agreement": raw.get("label_agreement"),
+        "parameters": raw.get("parameters"),
+        "trained": raw.get("trained", raw.get("created")),
+    }
 
 
 def _warn_resized(sizes: list[tuple[int, int]]) -> None:
