@@ -42,6 +42,8 @@ LIMITATIONS = [
     "down-and-up resizing, noise, brightness and contrast), because it was trained with them from the first "
     "epoch; anything beyond those operations (crops, filters, screenshots, heavy edits) is unknown until measured.",
     "Validation figures come from a seeded split of the Kaggle train split; the official test split was not used.",
+    "Other projects' generators of CIFAR-10-like images may pass it: 'other_generators' (when given) scores it on "
+    "the evaluation halves of `cifake generators`' folders.",
 ]
 
 
