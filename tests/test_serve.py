@@ -161,12 +161,8 @@ def test_server_refuses_big_uploads_while_receiving_and_cleans_up_on_ctrl_c(tmp_
         assert big.status_code == 413
         assert not any(uploads.rglob("big.png"))
         time.sleep(0.5)
-        proc.send_signal(signal.SIGINT)
-        assert proc.wait(timeout=60) == 130
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        _ctrl_c(proc)
     assert not uploads.exists(), "uploads must be deleted when the server stops"
 
 
@@ -186,7 +182,6 @@ def test_scoring_through_the_server_leaves_nothing_in_the_temp_folder(tmp_path):
     """Uploads and the Grad-CAM images Gradio caches for the gallery live in the server's private
     folder and go with it: with TMPDIR pointed at an empty folder, that folder is empty again after
     an image was scored and the server stopped (docs/commands.md: nothing stays)."""
-    import signal
     import subprocess
     import sys
 
@@ -218,10 +213,20 @@ def test_scoring_through_the_server_leaves_nothing_in_the_temp_folder(tmp_path):
         )
         assert table["data"][0][0] == "photo.png" and len(gallery) == 1  # scored, with its Grad-CAM image
         assert any(system_tmp.rglob("*.webp")) or any(system_tmp.rglob("*.png"))  # cached while it runs
-        proc.send_signal(signal.SIGINT)
-        assert proc.wait(timeout=60) == 130
+    finally:
+        _ctrl_c(proc)
+    assert list(system_tmp.rglob("*")) == [], "the server left files behind in the temp folder"
+
+
+def _ctrl_c(proc) -> None:
+    """Stop a `cifake serve` subprocess as a user does (Ctrl-C: exit 130); kill it if it will not stop."""
+    import signal
+
+    try:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+            assert proc.wait(timeout=60) == 130
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-    assert list(system_tmp.rglob("*")) == [], "the server left files behind in the temp folder"

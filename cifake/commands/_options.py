@@ -99,3 +99,27 @@ def add_scoring_args(p: argparse.ArgumentParser) -> None:
         "and its mirror), shift = those two, each also moved by one pixel down-right and up-left (6 views)",
     )
     add_pixel_cap(p)
+
+
+def add_split_args(p: argparse.ArgumentParser, what: str) -> None:
+    """--data-dir, --val-fraction and --split-seed of the runs that ``what`` (an output folder of
+    evaluation images) will serve: its REAL photos must come from those runs' validation split."""
+    from ..config import DataConfig
+
+    defaults = DataConfig()
+    p.add_argument("--data-dir", default=defaults.dir, help="dataset root holding train/{REAL,FAKE} (data.dir)")
+    p.add_argument(
+        "--val-fraction", type=float, default=defaults.val_fraction, help=f"data.val_fraction of the runs {what} serve"
+    )
+    p.add_argument(
+        "--split-seed", type=int, default=defaults.split_seed, help=f"data.split_seed of the runs {what} serve"
+    )
+
+
+def split_data_config(args):
+    """The DataConfig of ``add_split_args``' options, checked by the config's own rules (as
+    data.val_fraction / data.split_seed) before any work."""
+    from ..config import config_from_dict
+
+    data = {"dir": args.data_dir, "val_fraction": args.val_fraction, "split_seed": args.split_seed}
+    return config_from_dict({"data": data}).data

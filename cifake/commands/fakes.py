@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from ..config import DataConfig
-from ._options import positive_int, seed
+from ._options import add_split_args, positive_int, seed, split_data_config
 
 HELP = "make fakes of other generator families (autoencoder, VAE, DCGAN, diffusion) from the REAL images"
 DESCRIPTION = (
@@ -23,7 +22,7 @@ EXAMPLE = "cifake fakes --data-dir data/cifake --out fakes && cifake train --con
 def add_arguments(p) -> None:
     from ..tasks.fakes import FAMILIES
 
-    p.add_argument("--data-dir", default=DataConfig().dir, help="dataset root holding train/{REAL,FAKE} (data.dir)")
+    add_split_args(p, "these fakes")
     p.add_argument("--out", default="fakes", help="output folder (see the layout above)")
     p.add_argument(
         "--generators",
@@ -40,29 +39,15 @@ def add_arguments(p) -> None:
     p.add_argument(
         "--epochs", type=positive_int, default=None, help="epochs per generator (default: each family's own)"
     )
-    defaults = DataConfig()
-    p.add_argument(
-        "--val-fraction",
-        type=float,
-        default=defaults.val_fraction,
-        help="data.val_fraction of the runs these fakes serve",
-    )
-    p.add_argument(
-        "--split-seed", type=int, default=defaults.split_seed, help="data.split_seed of the runs these fakes serve"
-    )
     p.add_argument("--seed", type=seed, default=0, help="seed of the generators and their samples")
     p.add_argument("--force", action="store_true", help="replace fakes this run would make that already exist")
 
 
 def run(args) -> int:
-    from ..config import config_from_dict
     from ..tasks.fakes import make_fakes
 
-    # the config's own rules check the split keys (as data.val_fraction / data.split_seed), before any work
-    data = {"dir": args.data_dir, "val_fraction": args.val_fraction, "split_seed": args.split_seed}
-    data_cfg = config_from_dict({"data": data}).data
     record = make_fakes(
-        data_cfg,
+        split_data_config(args),
         args.out,
         generators=[g.strip() for g in args.generators.split(",") if g.strip()],
         train_images=args.train_images,

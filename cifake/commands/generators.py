@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from ..config import DataConfig
-from ._options import positive_int, seed
+from ._options import add_split_args, positive_int, seed, split_data_config
 
 HELP = "import samples of other generators (a zip or folder of <generator>/ folders) for training and evaluation"
 DESCRIPTION = (
@@ -22,36 +21,24 @@ EXAMPLE = "cifake generators ../shared/data/generators.zip --data-dir data/cifak
 
 
 def add_arguments(p) -> None:
-    defaults = DataConfig()
     p.add_argument("source", help="a zip or folder holding <generator>/ folders of images (and generators.tsv)")
-    p.add_argument(
-        "--data-dir", default=defaults.dir, help="the CIFAKE dataset root: JPEG tables and validation photos"
-    )
+    add_split_args(p, "these samples")
     p.add_argument("--out", default="generators", help="output folder (see the layout above)")
     p.add_argument(
         "--val-share", type=float, default=0.5, help="share of each generator's distinct samples kept for evaluation"
     )
     p.add_argument("--real-images", type=positive_int, default=1000, help="validation photos copied to OUT/val/REAL")
-    p.add_argument(
-        "--val-fraction", type=float, default=defaults.val_fraction, help="data.val_fraction of the runs these serve"
-    )
-    p.add_argument(
-        "--split-seed", type=int, default=defaults.split_seed, help="data.split_seed of the runs these serve"
-    )
     p.add_argument("--seed", type=seed, default=0, help="seed of the train/evaluation share and the photos drawn")
     p.add_argument("--force", action="store_true", help="replace OUT/train and OUT/val if they exist")
 
 
 def run(args) -> int:
-    from ..config import config_from_dict
     from ..tasks.generators import import_generators
 
-    data = {"dir": args.data_dir, "val_fraction": args.val_fraction, "split_seed": args.split_seed}
-    data_cfg = config_from_dict({"data": data}).data
     record = import_generators(
         args.source,
         args.out,
-        data_cfg,
+        split_data_config(args),
         val_share=args.val_share,
         real_images=args.real_images,
         seed=args.seed,
