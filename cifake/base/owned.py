@@ -12,6 +12,14 @@ from pathlib import Path
 from .errors import UserError
 
 PREDICTIONS_HEADER = "path,p_fake,label"  # every predictions CSV cifake writes starts with these columns
+SCORES_COLUMNS = ["path", "p_fake", "label", "width", "height"]  # cifake predict --out, Results.to_csv
+
+
+def scores_row(path: str, p: float, label: str, width: int, height: int) -> tuple:
+    """One row of ``SCORES_COLUMNS``: the path made safe for a CSV, P(FAKE) to 6 places, an unknown size empty."""
+    from .text import csv_path
+
+    return csv_path(path), f"{p:.6f}", label, width or "", height or ""
 
 
 def first_line(path: Path, limit: int = 256) -> str:

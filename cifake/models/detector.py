@@ -401,13 +401,12 @@ class Results(Sequence[Result]):
         import csv
 
         from ..base.files import atomic_open
+        from ..base.owned import SCORES_COLUMNS, scores_row
 
         with atomic_open(path, newline="") as f:
             w = csv.writer(f)
-            w.writerow(["path", "p_fake", "label", "width", "height"])
-            w.writerows(
-                (text.csv_path(r.path) if r.path else "", f"{r.p_fake:.6f}", r.label, *r.size) for r in self.items
-            )
+            w.writerow(SCORES_COLUMNS)
+            w.writerows(scores_row(r.path or "", r.p_fake, r.label, *r.size) for r in self.items)
         return Path(path)
 
     def __repr__(self) -> str:

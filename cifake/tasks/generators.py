@@ -137,16 +137,14 @@ def _decode(data: bytes) -> tuple[np.ndarray | None, bool]:
     """(32x32 RGB uint8, whether it was resized); (None, False) for a file that does not decode."""
     from PIL import Image, UnidentifiedImageError
 
+    from ..data.decode import pil_to_array
+
     try:
         with Image.open(io.BytesIO(data)) as im:
-            w, h = im.size
-            if w * h > limits.max_pixels():
+            if im.size[0] * im.size[1] > limits.max_pixels():
                 return None, False
-            im = im.convert("RGB")
-            resized = im.size != (32, 32)
-            if resized:
-                im = im.resize((32, 32), Image.BICUBIC, reducing_gap=None)
-            return np.asarray(im, np.uint8), resized
+            arr, _ = pil_to_array(im)  # as every reader decodes: first frame, EXIF, RGB, antialiased bicubic
+            return arr, arr is not None and im.size != (32, 32)
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
         return None, False
 

@@ -14,8 +14,8 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from ..base import text
 from ..base.leftovers import remove_dead, temp_name
+from ..base.owned import SCORES_COLUMNS, scores_row
 from ..data.images import load_images
 from ..models.detector import Detector
 
@@ -66,12 +66,10 @@ class CsvSink:
         self.tmp = temp_name(out, "partial")
         self.file = open(self.tmp, "w", newline="")  # noqa: SIM115 - closed in finish/abort
         self.writer = csv.writer(self.file)
-        self.writer.writerow(["path", "p_fake", "label", "width", "height"])
+        self.writer.writerow(SCORES_COLUMNS)
 
     def write(self, rows: list[Row]) -> None:
-        self.writer.writerows(
-            (text.csv_path(path), f"{p:.6f}", label, w or "", h or "") for path, p, label, w, h in rows
-        )
+        self.writer.writerows(scores_row(*row) for row in rows)
 
     def finish(self) -> None:
         self.file.close()
