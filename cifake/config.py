@@ -98,6 +98,16 @@ class AugmentConfig:
     color_strength: float = _f(
         0.4, "largest change of brightness, contrast and saturation (0.4: x0.6 to x1.4)", gt=0, max=0.9
     )
+    ease_off_epochs: int = _f(
+        0,
+        "the robust augmentations ease off over the last N epochs: each share (jpeg, blur, resize, noise, "
+        "color) is scaled down linearly, epoch by epoch, to ease_off_to x its value in the last epoch, so the "
+        "network ends on mostly clean images; 0 = the same shares throughout",
+        min=0,
+    )
+    ease_off_to: float = _f(
+        0.25, "with ease_off_epochs: the factor on every robust share in the last epoch (0 = all clean)", min=0, max=1
+    )
 
 
 @dataclass
@@ -518,6 +528,10 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str
         problems.append(
             f"augment.jpeg_quality_min ({cfg.augment.jpeg_quality_min}) is above augment.jpeg_quality_max "
             f"({cfg.augment.jpeg_quality_max})"
+        )
+    if cfg.augment.ease_off_epochs > cfg.train.epochs:
+        problems.append(
+            f"augment.ease_off_epochs ({cfg.augment.ease_off_epochs}) is more than train.epochs ({cfg.train.epochs})"
         )
     if problems:
         raise ConfigError(problems)

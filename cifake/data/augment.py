@@ -41,7 +41,20 @@ def flip_shift(images, seed, flip: bool, shift: int):
     return images
 
 
-def _coin(tf, b, p: float, seed):
+def ease_factor(epoch, total_epochs: int, cfg):
+    """The factor on every robust share in (0-based) ``epoch`` of a ``total_epochs`` run: 1, then over the
+    last ``cfg.ease_off_epochs`` epochs a linear fall to ``cfg.ease_off_to`` in the last one (a float32
+    tensor; ``epoch`` may be a tensor). Depends on the epoch only, so a resumed run eases off alike."""
+    tf = import_tf()
+    n = int(getattr(cfg, "ease_off_epochs", 0) or 0)
+    if n <= 0:
+        return tf.constant(1.0, tf.float32)
+    first = total_epochs - n  # the first easing epoch
+    done = tf.cast(tf.cast(epoch, tf.int64) - first + 1, tf.float32) / float(n)  # 1/n .. 1 while easing
+    return tf.clip_by_value(1.0 - (1.0 - float(cfg.ease_off_to)) * done, float(cfg.ease_off_to), 1.0)
+
+
+def _coin(tf, b, p, seed):
     return tf.random.stateless_uniform([b], seed=seed) < p
 
 
@@ -113,19 +126,20 @@ def _jpeg(tf, x_uint8, q_min: int, q_max: int, p: float, seed):
     return tf.map_fn(one, (x_uint8, quality, apply), fn_output_signature=tf.uint8)
 
 
-def robust_batch(images, seed, cfg):
-    """The robust augmentations of ``cfg`` (an AugmentConfig) on a uint8 batch; uint8 out."""
+def robust_batch(images, seed, cfg, scale=1.0):
+    """The robust augmentations of ``cfg`` (an AugmentConfig) on a uint8 batch; uint8 out. ``scale``
+    (a float or a scalar tensor, see ``ease_factor``) multiplies every share."""
     tf = import_tf()
     x = tf.cast(images, tf.float32)
     if cfg.resize > 0:
-        x = _resize(tf, x, cfg.resize_min, cfg.resize, seed + 11)
+        x = _resize(tf, x, cfg.resize_min, cfg.resize * scale, seed + 11)
     if cfg.blur > 0:
-        x = _blur(tf, x, cfg.blur_sigma_max, cfg.blur, seed + 23)
+        x = _blur(tf, x, cfg.blur_sigma_max, cfg.blur * scale, seed + 23)
     if cfg.color > 0:  # the scene and the camera first, then the sensor noise and the encoder
-        x = _color(tf, x, cfg.color_strength, cfg.color, seed + 41)
+        x = _color(tf, x, cfg.color_strength, cfg.color * scale, seed + 41)
     if cfg.noise > 0:
-        x = _noise(tf, x, cfg.noise_sigma_max, cfg.noise, seed + 37)
+        x = _noise(tf, x, cfg.noise_sigma_max, cfg.noise * scale, seed + 37)
     x = tf.cast(tf.clip_by_value(tf.round(x), 0, 255), tf.uint8)
     if cfg.jpeg > 0:
-        x = _jpeg(tf, x, cfg.jpeg_quality_min, cfg.jpeg_quality_max, cfg.jpeg, seed + 53)
+        x = _jpeg(tf, x, cfg.jpeg_quality_min, cfg.jpeg_quality_max, cfg.jpeg * scale, seed + 53)
     return tf.ensure_shape(x, [None, IMAGE_SIZE, IMAGE_SIZE, 3])

@@ -26,6 +26,7 @@ def train_dataset(
     shift: int = 0,
     robust=None,
     alternate_flip: bool = False,
+    total_epochs: int | None = None,
 ):
     """Batches for epochs ``initial_epoch .. epochs-1``, ``ceil(N / batch_size)`` steps each.
 
@@ -36,8 +37,9 @@ def train_dataset(
     ``robust`` is an AugmentConfig whose JPEG/blur/resize/noise keys apply (see ``augment.py``).
     ``alternate_flip`` (with ``flip``): image i is mirrored in epoch e iff coin(i) xor (e odd), coin
     seeded by ``seed``, so each epoch shows every image the other way round from the last.
+    ``total_epochs`` (default ``epochs``): the run's length, where ``robust.ease_off_epochs`` counts from.
     """
-    from .augment import any_robust, flip_shift, robust_batch
+    from .augment import any_robust, ease_factor, flip_shift, robust_batch
 
     if augment is not None:
         flip, shift, alternate_flip, robust = augment.flip, augment.shift, augment.alternate_flip, augment
@@ -65,7 +67,7 @@ def train_dataset(
         if (flip and coins is None) or shift:
             x = flip_shift(x, step_seed, flip and coins is None, shift)
         if robust is not None and any_robust(robust):
-            x = robust_batch(x, step_seed, robust)
+            x = robust_batch(x, step_seed, robust, ease_factor(epoch, total_epochs or epochs, robust))
         return x, tf.gather(labels, idx)[:, None]
 
     return (

@@ -108,6 +108,7 @@ def training_batches(cfg, split, epochs: int, initial_epoch: int = 0):
         epochs=epochs,
         initial_epoch=initial_epoch,
         augment=cfg.augment,
+        total_epochs=cfg.train.epochs,
     )
 
 
