@@ -171,3 +171,27 @@ def test_color_augmentation_moves_brightness_contrast_and_saturation_both_ways_a
     full = [x.numpy() for x, _ in train_dataset(split, 8, seed=3, epochs=2, robust=cfg)]
     resumed = [x.numpy() for x, _ in train_dataset(split, 8, seed=3, epochs=2, initial_epoch=1, robust=cfg)]
     assert all(np.array_equal(a, b) for a, b in zip(full[4:], resumed, strict=True))
+
+
+def test_ease_off_lowers_every_share_in_the_last_epochs_only_and_resumes_exactly():
+    from cifake.data.augment import ease_factor
+
+    cfg = load_config(None, ["train.epochs=6", "augment.ease_off_epochs=3", "augment.ease_off_to=0.0"]).augment
+    factors = [round(float(ease_factor(e, 6, cfg)), 4) for e in range(6)]
+    assert factors == [1.0, 1.0, 1.0, round(2 / 3, 4), round(1 / 3, 4), 0.0]
+    assert float(ease_factor(5, 6, load_config(None, []).augment)) == 1.0  # off by default
+
+    rng = np.random.default_rng(0)
+    split = Split(rng.integers(0, 256, (64, 32, 32, 3), dtype=np.uint8), np.zeros(64, np.int32), [""] * 64)
+    cfg = load_config(
+        None, ["train.epochs=2", "augment.noise=1.0", "augment.ease_off_epochs=1", "augment.ease_off_to=0.0"]
+    ).augment
+    batches = [x.numpy() for x, _ in train_dataset(split, 64, seed=3, epochs=2, robust=cfg)]
+    # epoch 0: every image noised (share 1.0); epoch 1 (eased to 0): every image clean, just reordered
+    originals = {split.images[i].tobytes() for i in range(64)}
+    assert not any(img.tobytes() in originals for img in batches[0])
+    assert all(img.tobytes() in originals for img in batches[1])
+    resumed = [x.numpy() for x, _ in train_dataset(split, 64, seed=3, epochs=2, initial_epoch=1, robust=cfg)]
+    assert np.array_equal(resumed[0], batches[1])
+    with pytest.raises(Exception, match="ease_off_epochs"):
+        load_config(None, ["train.epochs=2", "augment.ease_off_epochs=3"])
