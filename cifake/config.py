@@ -62,6 +62,12 @@ class DataConfig:
     extra_real: list[str] = _f(
         [], "folders of more REAL images added to the training split only, never to validation", max_len=64
     )
+    extra_min_images: int = _f(
+        0,
+        "each extra training folder holding fewer images is cycled up to this many an epoch (every image "
+        "once, then again), so that generators given one folder each weigh alike; 0 = each image once",
+        min=0,
+    )
     cache: bool = _f(True, "keep decoded images in <dir>/.cifake-cache so the next run starts at once")
     on_bad_file: str = _f("error", "what to do with a file that does not decode", choices=("error", "skip"))
 
@@ -97,6 +103,11 @@ class AugmentConfig:
     )
     color_strength: float = _f(
         0.4, "largest change of brightness, contrast and saturation (0.4: x0.6 to x1.4)", gt=0, max=0.9
+    )
+    spare_extra: bool = _f(
+        False,
+        "the robust augmentations (jpeg, blur, resize, noise, color) leave the images of data.extra_fake and "
+        "data.extra_real untouched (flips still apply): rare fakes are seen as their generator made them",
     )
     ease_off_epochs: int = _f(
         0,

@@ -182,3 +182,62 @@ def test_leave_one_family_out_holds_out_each_group_in_turn(imported, tmp_path):
     assert "all but GAN" in done.stdout and "mean ROC AUC over held-out groups" in done.stdout
     config = (tmp_path / "runs" / "logo_GAN" / "config.yaml").read_text()
     assert "flow_b" in config and "gan_a" not in config  # the held-out family never reached training
+
+
+# --- levers of the benchmark: balanced extra folders, rare fakes spared the robust augmentations ----------
+
+
+@pytest.fixture(scope="module")
+def two_generators(tmp_path_factory) -> tuple[Path, list[Path]]:
+    from .conftest import synth_image
+
+    root = tmp_path_factory.mktemp("levers")
+    data = make_dataset(root / "data", per_class=30)
+    rng = np.random.default_rng(4)
+    folders = []
+    for name, n in (("gan", 6), ("flow", 15)):
+        folder = root / "gens" / "train" / "FAKE" / name
+        folder.mkdir(parents=True)
+        for i in range(n):
+            Image.fromarray(synth_image(rng, True)).save(folder / f"{i}.png")
+        folders.append(folder)
+    return data, folders
+
+
+def test_extra_min_images_cycles_each_small_folder_to_the_same_weight(two_generators):
+    from cifake.data.listing import ORIGIN_COPY, ORIGIN_EXTRA, split_info
+
+    data, (gan, flow) = two_generators
+    extra = [str(gan), str(flow)]
+    once = load_splits(DataConfig(dir=str(data), val_fraction=0.25, extra_fake=extra), progress=False)
+    cycled = load_splits(
+        DataConfig(dir=str(data), val_fraction=0.25, extra_fake=extra, extra_min_images=12), progress=False
+    )
+    base = len(once["train"]) - 21
+    assert len(cycled["train"]) == base + 12 + 15  # gan 6 -> 12 (two rounds), flow 15 stays 15
+    origin = cycled["train"].origin
+    assert (origin == ORIGIN_EXTRA).sum() == 21 and (origin == ORIGIN_COPY).sum() == 6
+    from_gan = [p for p in cycled["train"].paths if "/gan/" in p]
+    assert sorted(from_gan) == sorted([p for p in once["train"].paths if "/gan/" in p] * 2)  # every image twice
+    assert cycled["train"].from_extra().sum() == 27 and not once["val"].from_extra().any()
+    info_once, info_cycled = split_info(once), split_info(cycled)
+    assert info_cycled["train_repeats"] == 6 and "train_repeats" not in info_once
+    for key in ("duplicate_groups", "duplicate_files"):  # copies are not duplicates of the dataset
+        assert info_cycled[key] == info_once[key]
+    assert info_cycled["split_fingerprint"] != info_once["split_fingerprint"]  # resume sees the change
+
+
+def test_spare_extra_leaves_extra_images_untouched_by_the_robust_augmentations(two_generators):
+    from cifake.config import load_config
+    from cifake.data.pipelines import train_dataset
+
+    data, (gan, flow) = two_generators
+    cfg = load_config(None, [f"data.dir={data}", "data.val_fraction=0.25", f"data.extra_fake=[{gan},{flow}]"])
+    train = load_splits(cfg.data, progress=False)["train"]
+    originals = {img.tobytes() for img in train.images}
+    extra = {img.tobytes() for img in train.images[train.from_extra()]}
+    for spare in (False, True):
+        aug = load_config(None, ["augment.noise=1.0", f"augment.spare_extra={str(spare).lower()}"]).augment
+        out = np.concatenate([x.numpy() for x, _ in train_dataset(train, 16, seed=1, epochs=1, robust=aug)])
+        kept = {img.tobytes() for img in out if img.tobytes() in originals}
+        assert kept == (extra if spare else set())  # spared: exactly the extra images come out as they went in

@@ -43,22 +43,33 @@ def subject_of(path: str) -> int:
     return k - 1 if 2 <= k <= 10 else -1
 
 
+ORIGIN_DATASET, ORIGIN_EXTRA, ORIGIN_COPY = 0, 1, 2  # Split.origin: where a training image came from
+
+
 @dataclass
 class Split:
     """One split held in memory: ``images`` (N, 32, 32, 3) uint8, ``labels`` (N,) int32, ``paths``, and
-    ``hashes`` (N,) uint64, each file's content hash (``dedup``), where the files were hashed."""
+    ``hashes`` (N,) uint64, each file's content hash (``dedup``), where the files were hashed; ``origin``
+    (N,) int8 where extra training folders were added: ORIGIN_DATASET, ORIGIN_EXTRA (an extra folder's
+    image) or ORIGIN_COPY (a repeat of one, ``data.extra_min_images``)."""
 
     images: np.ndarray
     labels: np.ndarray
     paths: list[str]
     hashes: np.ndarray | None = None
+    origin: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.labels)
 
     def take(self, idx: np.ndarray) -> Split:
         hashes = None if self.hashes is None else self.hashes[idx]
-        return Split(self.images[idx], self.labels[idx], [self.paths[i] for i in idx], hashes)
+        origin = None if self.origin is None else self.origin[idx]
+        return Split(self.images[idx], self.labels[idx], [self.paths[i] for i in idx], hashes, origin)
+
+    def from_extra(self) -> np.ndarray:
+        """(N,) bool: the images that came from extra training folders (copies included)."""
+        return np.zeros(len(self), bool) if self.origin is None else self.origin != ORIGIN_DATASET
 
     def counts(self) -> dict[str, int]:
         return {name: int((self.labels == i).sum()) for i, name in enumerate(CLASS_NAMES)}
@@ -214,8 +225,11 @@ def split_info(splits: dict[str, Split]) -> dict:
     train split, and the fingerprint that resume checks (``dedup.fingerprint``)."""
     train, val = splits["train"], splits["val"]
     info = {"train_images": len(train), "val_images": len(val)}
+    if train.origin is not None and (train.origin == ORIGIN_COPY).any():
+        info["train_repeats"] = int((train.origin == ORIGIN_COPY).sum())  # data.extra_min_images
     if train.hashes is not None and val.hashes is not None:
-        both = np.concatenate([train.hashes, val.hashes])
+        files = train.hashes if train.origin is None else train.hashes[train.origin != ORIGIN_COPY]
+        both = np.concatenate([files, val.hashes])
         info.update(duplicate_groups(both))
         info["split_fingerprint"] = fingerprint(train.hashes, train.labels, val.hashes, val.labels)
     return info
@@ -333,9 +347,13 @@ def _refuse_held_out_twins(key: str, folder, files: list[str], hashes: np.ndarra
 def _with_extra(train: Split, data_cfg, held_out: list[Split], progress: bool) -> Split:
     """``train`` plus the images of data.extra_fake (label 1) and data.extra_real (label 0): the training
     split only, so validation stays the seeded split of data.dir whatever is added. An image equal to a
-    validation or test image (same bytes, or same decoded pixels) is refused."""
+    validation or test image (same bytes, or same decoded pixels) is refused. With
+    ``data.extra_min_images`` N, a folder of fewer images is cycled (every image once, then again in
+    order) up to N, so that each generator given as its own folder weighs alike in training."""
     paths, labels = list(train.paths), [train.labels]
     images, hashes = [train.images], [train.hashes if train.hashes is not None else file_hashes(train.paths)]
+    origin = [np.full(len(train), ORIGIN_DATASET, np.int8)]
+    at_least = int(getattr(data_cfg, "extra_min_images", 0) or 0)
     for key, label in EXTRA_KEYS:
         for folder in getattr(data_cfg, key):
             files = image_files(folder)
@@ -347,9 +365,12 @@ def _with_extra(train: Split, data_cfg, held_out: list[Split], progress: bool) -
                 log.warning(f"warning: data.{key}: skipped {len(bad)} file(s) under {folder} that do not decode")
             files = [files[i] for i in good]
             _refuse_held_out_twins(key, folder, files, file_hash[good], pixel_hashes(decoded[good]), held_out)
-            images.append(decoded[good])
-            hashes.append(file_hash[good])
-            labels.append(np.full(len(good), label, np.int32))
-            paths += files
-            log.info(f"data.{key}: {len(good):,} {CLASS_NAMES[label]} training images from {folder}")
-    return Split(np.concatenate(images), np.concatenate(labels), paths, np.concatenate(hashes))
+            cycle = np.resize(np.arange(len(good)), max(len(good), at_least))  # 0..n-1, 0..n-1, ...
+            images.append(decoded[good][cycle])
+            hashes.append(file_hash[good][cycle])
+            labels.append(np.full(len(cycle), label, np.int32))
+            origin.append(np.where(np.arange(len(cycle)) < len(good), ORIGIN_EXTRA, ORIGIN_COPY).astype(np.int8))
+            paths += [files[i] for i in cycle]
+            more = f" (cycled to {len(cycle):,} an epoch: data.extra_min_images)" if len(cycle) > len(good) else ""
+            log.info(f"data.{key}: {len(good):,} {CLASS_NAMES[label]} training images from {folder}{more}")
+    return Split(np.concatenate(images), np.concatenate(labels), paths, np.concatenate(hashes), np.concatenate(origin))

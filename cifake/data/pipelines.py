@@ -38,6 +38,7 @@ def train_dataset(
     ``alternate_flip`` (with ``flip``): image i is mirrored in epoch e iff coin(i) xor (e odd), coin
     seeded by ``seed``, so each epoch shows every image the other way round from the last.
     ``total_epochs`` (default ``epochs``): the run's length, where ``robust.ease_off_epochs`` counts from.
+    With ``robust.spare_extra`` the images of extra folders (``split.origin``) skip the robust augmentations.
     """
     from .augment import any_robust, ease_factor, flip_shift, robust_batch
 
@@ -49,6 +50,7 @@ def train_dataset(
     steps = math.ceil(n / batch_size)
     images = tf.constant(split.images)
     labels = tf.constant(split.labels.astype(np.float32))
+    spare = tf.constant(split.from_extra()) if robust is not None and getattr(robust, "spare_extra", False) else None
 
     def epoch_batches(epoch):
         perm = tf.random.experimental.stateless_shuffle(
@@ -67,7 +69,8 @@ def train_dataset(
         if (flip and coins is None) or shift:
             x = flip_shift(x, step_seed, flip and coins is None, shift)
         if robust is not None and any_robust(robust):
-            x = robust_batch(x, step_seed, robust, ease_factor(epoch, total_epochs or epochs, robust))
+            robust_x = robust_batch(x, step_seed, robust, ease_factor(epoch, total_epochs or epochs, robust))
+            x = robust_x if spare is None else tf.where(tf.gather(spare, idx)[:, None, None, None], x, robust_x)
         return x, tf.gather(labels, idx)[:, None]
 
     return (
