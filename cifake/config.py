@@ -133,6 +133,15 @@ class ModelConfig:
     )
     stem_kernel: int = _f(2, "whiten: patch size of the whitening stem", min=1, max=4)
     stem_filters: int = _f(0, "channels of a stem Conv2D before the blocks; 0 = no stem", min=0, max=4096)
+    residual_filters: int = _f(
+        0,
+        "a second stem beside the first, on the image's high-pass residual (each pixel minus its 3x3 mean: the "
+        "fine traces a generator leaves and the first stem smooths over), with this many learned channels "
+        "(a Conv2D of the first stem's size and stride, BN, activation) concatenated to the first stem's; "
+        "0 = none",
+        min=0,
+        max=1024,
+    )
     stem_stride: int = _f(2, "stride of the stem (2 halves the resolution: 4x fewer FLOPs after it)", min=1, max=4)
     filters: list[int] = _f([32, 64, 128], "conv blocks: output channels of each block, in order", max=4096, max_len=16)
     convs_per_block: int = _f(1, "Conv2D layers in each block", min=1, max=4)

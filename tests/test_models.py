@@ -64,3 +64,28 @@ def test_summary_prints_layers(capsys):
     assert main(["train", "--summary", "model.filters=[8, 16]"]) == 0
     out = capsys.readouterr().out
     assert "block2_conv1" in out and "Total params" in out
+
+
+@pytest.mark.parametrize(
+    ("kw", "side"),
+    [
+        ({"stem": "whiten", "stem_kernel": 2, "stem_stride": 2}, 16),
+        ({"stem_filters": 8, "stem_stride": 2}, 16),
+        ({}, 32),
+    ],
+)
+def test_residual_stem_sees_only_what_a_local_mean_misses_and_round_trips(kw, side, tmp_path):
+    cfg = ModelConfig(filters=[8, 16], residual_filters=6, **kw)
+    model = build_model(cfg)
+    plain = build_model(ModelConfig(filters=[8, 16], **kw))
+    first = plain.get_layer("stem_act").output.shape[-1] if kw else 3
+    assert model.get_layer("stems").output.shape[1:] == (side, side, first + 6)
+    assert model.count_params() > plain.count_params()
+    residual = keras.Model(model.input, model.get_layer("residual").output)
+    flat = np.full((2, 32, 32, 3), 137, np.uint8)  # a flat image: nothing for the residual stem, borders included
+    noisy = np.random.default_rng(2).integers(0, 256, (2, 32, 32, 3), dtype=np.uint8)
+    assert np.abs(np.asarray(residual(flat))).max() < 1e-5
+    assert np.abs(np.asarray(residual(noisy))).mean() > 0.1
+    model.save(tmp_path / "r.keras")
+    loaded = keras.models.load_model(tmp_path / "r.keras", safe_mode=True)
+    assert np.allclose(model.predict(noisy, verbose=0), loaded.predict(noisy, verbose=0), atol=1e-6)

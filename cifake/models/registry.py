@@ -125,6 +125,34 @@ def stem_size(cfg: ModelConfig) -> int:
 
 
 def _stem(x, cfg: ModelConfig):
+    """The first layer (``_first_stem``), and beside it, with ``residual_filters``, the residual stem."""
+    out = _first_stem(x, cfg)
+    if not cfg.residual_filters:
+        return out
+    return import_keras().layers.Concatenate(name="stems")([out, _residual_stem(x, cfg)])
+
+
+def _residual_stem(x, cfg: ModelConfig):
+    """Conv-BN-act on ``x`` minus its 3x3 local mean (built-in layers only: the mean is an average pool
+    that ignores the padding, so a flat patch, borders included, gives exactly 0), shaped like the first stem."""
+    from keras import layers
+
+    high = layers.Subtract(name="residual")([x, layers.AveragePooling2D(3, 1, "same", name="residual_mean")(x)])
+    if cfg.stem == "whiten":
+        kernel, stride, padding = cfg.stem_kernel, cfg.stem_stride, "valid"
+    elif cfg.stem_filters:
+        kernel, stride, padding = cfg.kernel_size, cfg.stem_stride, "same"
+    else:
+        kernel, stride, padding = cfg.kernel_size, 1, "same"
+    r = layers.Conv2D(
+        cfg.residual_filters, kernel, strides=stride, padding=padding, use_bias=not cfg.batch_norm, name="residual_conv"
+    )(high)
+    if cfg.batch_norm:
+        r = layers.BatchNormalization(momentum=0.9, name="residual_bn")(r)
+    return layers.Activation(cfg.activation, name="residual_act")(r)
+
+
+def _first_stem(x, cfg: ModelConfig):
     """The first layer, ``stem_conv``: learned (Conv-BN-act, when stem_filters > 0) or frozen whitening.
 
     The whitening kernel starts as zeros here and is fitted to training images by ``whiten.fit_whitening``
