@@ -46,7 +46,7 @@ def ease_factor(epoch, total_epochs: int, cfg):
     last ``cfg.ease_off_epochs`` epochs a linear fall to ``cfg.ease_off_to`` in the last one (a float32
     tensor; ``epoch`` may be a tensor). Depends on the epoch only, so a resumed run eases off alike."""
     tf = import_tf()
-    n = int(getattr(cfg, "ease_off_epochs", 0) or 0)
+    n = cfg.ease_off_epochs
     if n <= 0:
         return tf.constant(1.0, tf.float32)
     first = total_epochs - n  # the first easing epoch

@@ -353,7 +353,7 @@ def _with_extra(train: Split, data_cfg, held_out: list[Split], progress: bool) -
     paths, labels = list(train.paths), [train.labels]
     images, hashes = [train.images], [train.hashes if train.hashes is not None else file_hashes(train.paths)]
     origin = [np.full(len(train), ORIGIN_DATASET, np.int8)]
-    at_least = int(getattr(data_cfg, "extra_min_images", 0) or 0)
+    at_least = data_cfg.extra_min_images
     for key, label in EXTRA_KEYS:
         for folder in getattr(data_cfg, key):
             files = image_files(folder)

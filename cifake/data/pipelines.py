@@ -50,7 +50,7 @@ def train_dataset(
     steps = math.ceil(n / batch_size)
     images = tf.constant(split.images)
     labels = tf.constant(split.labels.astype(np.float32))
-    spare = tf.constant(split.from_extra()) if robust is not None and getattr(robust, "spare_extra", False) else None
+    spare = tf.constant(split.from_extra()) if robust is not None and robust.spare_extra else None
 
     def epoch_batches(epoch):
         perm = tf.random.experimental.stateless_shuffle(
