@@ -109,3 +109,47 @@ def test_memory_of_scoring_does_not_grow_with_the_number_of_files(folder, tmp_pa
     # 10x the files, not 10x the memory: holding every image at once (the old path) would add 600 x 3 KB
     # of pixels twice over (decode buffer and result), about 3.7 MB
     assert large < 1.5 * small + 300_000
+
+
+def test_decoding_in_worker_processes_gives_the_same_csv(folder, tmp_path, monkeypatch):
+    """The parallel decoder is the serial one's twin: same rows, same order, same unreadable file."""
+    assert main(["predict", str(folder), "--out", str(tmp_path / "serial.csv")]) == 3
+    monkeypatch.setattr(predict, "PARALLEL_MIN_FILES", 1)
+    monkeypatch.setattr(predict, "PARALLEL_CHUNK_FILES", 7)  # 61 files -> 9 chunks over the workers
+    monkeypatch.setattr(predict.os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    assert predict.decode_workers(61) == 2
+    assert main(["predict", str(folder), "--out", str(tmp_path / "workers.csv")]) == 3
+    assert (tmp_path / "serial.csv").read_text() == (tmp_path / "workers.csv").read_text()
+
+
+def test_workers_keep_the_pixel_cap_and_stop_with_the_generator(tmp_path):
+    import multiprocessing
+
+    from cifake.base import limits
+
+    files = []
+    for i, side in enumerate((32, 64, 32, 64, 32)):
+        files.append(str(tmp_path / f"{i}.png"))
+        Image.fromarray(np.full((side, side, 3), 40 * i, np.uint8)).save(files[-1])
+    saved = limits.max_pixels()
+    limits.set_max_pixels(48 * 48)  # 32x32 passes, 64x64 is over the cap: in the workers too
+    try:
+        chunks = predict.loaded_chunks(files, chunk=2, workers=2)
+        first = next(chunks)
+        assert first.ok == files[:1] and "cap" in first.unreadable[0][1]
+        chunks.close()  # stopped early: the pool goes with it
+        assert multiprocessing.active_children() == []
+        got = list(predict.loaded_chunks(files, chunk=2, workers=2))
+    finally:
+        limits.set_max_pixels(saved)
+    assert [f for c in got for f in c.ok] == files[0::2]
+    assert [p for c in got for p, _ in c.unreadable] == files[1::2]
+    assert [int(c.images[0, 0, 0, 0]) for c in got] == [0, 80, 160]
+
+
+def test_decode_workers_only_for_large_inputs_on_several_cores(monkeypatch):
+    monkeypatch.setattr(predict.os, "sched_getaffinity", lambda pid: set(range(16)), raising=False)
+    assert predict.decode_workers(predict.PARALLEL_MIN_FILES - 1) == 0
+    assert predict.decode_workers(predict.PARALLEL_MIN_FILES) == predict.MAX_DECODE_WORKERS
+    monkeypatch.setattr(predict.os, "sched_getaffinity", lambda pid: {3}, raising=False)
+    assert predict.decode_workers(10**6) == 0

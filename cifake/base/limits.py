@@ -48,14 +48,19 @@ MIN_MEGAPIXELS, MAX_MEGAPIXELS = 0.001024, 1e6  # a 32x32 image; a million megap
 
 def set_max_megapixels(megapixels: float) -> None:
     """Raise or lower the per-image pixel cap (``--max-megapixels``) for this process."""
-    global _max_pixels
     if not (math.isfinite(megapixels) and MIN_MEGAPIXELS <= megapixels <= MAX_MEGAPIXELS):
         raise UserError(
             f"{{max_megapixels}}: got {megapixels:g}; expected a number from {MIN_MEGAPIXELS:g} "
             f"(one 32x32 image) to {MAX_MEGAPIXELS:g}",
             options=("max_megapixels",),
         )
-    _max_pixels = int(megapixels * 1e6)
+    set_max_pixels(int(megapixels * 1e6))
+
+
+def set_max_pixels(pixels: int) -> None:
+    """The cap in pixels, as ``max_pixels`` returns it (how a worker process gets its parent's cap)."""
+    global _max_pixels
+    _max_pixels = int(pixels)
     from PIL import Image
 
     Image.MAX_IMAGE_PIXELS = _max_pixels  # Pillow errors at twice this: ours is the check users meet

@@ -153,7 +153,7 @@ def _score(files: list[str], detector, sink, args) -> tuple[int, int, int, int]:
 
     from ..base.text import printable
     from ..data.decode import IMAGE_SIZE
-    from ..tasks.predict import score_chunks
+    from ..tasks.predict import decode_workers, score_chunks
 
     n_rows = n_fake = n_other = n_bad = 0
     bar = tqdm(
@@ -165,7 +165,8 @@ def _score(files: list[str], detector, sink, args) -> tuple[int, int, int, int]:
         disable=not (args.out and sys.stderr.isatty()),  # a table on stdout is its own progress
     )
     with bar:
-        for rows, unreadable in score_chunks(files, detector, args.batch_size, args.tta):
+        workers = decode_workers(len(files))
+        for rows, unreadable in score_chunks(files, detector, args.batch_size, args.tta, workers=workers):
             for path, why in unreadable:
                 bar.write(f"warning: skipped {printable(path)}: {why}", file=sys.stderr)
             sink.write(rows)
