@@ -11,6 +11,8 @@ process, timed from process start to CSV written, with its peak resident memory:
                  (the notebook's way)
   cifake keras   cifake predict FOLDER --model pretrained --out CSV (the same Keras model)
   cifake int8    cifake predict FOLDER --out CSV (the default: the shipped int8 LiteRT export)
+  one decoder    the same with --workers 0: files decoded on one thread beside the model, not in
+                 one worker process per core (what the default does from 4,096 files on)
 Each runs --repeats times; the best time counts. --memory-files N adds one run of the default
 `cifake predict` on N files (links to the same JPEGs) and prints its peak memory, to show that it
 does not grow with the input. Prints the machine, images/s and the ratios.
@@ -104,6 +106,10 @@ def main() -> None:
                 [*cifake, str(folder), "--model", "pretrained", "--out", str(out)],
             ),
             (f"cifake predict (default: {default_model().name})", [*cifake, str(folder), "--out", str(out)]),
+            (
+                "cifake predict --workers 0 (one decoding thread)",
+                [*cifake, str(folder), "--out", str(out), "--workers", "0"],
+            ),
         ]
         for name, cmd in contenders:
             best, rss = float("inf"), 0
@@ -130,7 +136,7 @@ def main() -> None:
     for name, n, s, rss in results:
         print(f"{name:<52} {n:>8,} {s:>8.2f} {n / s:>9,.0f} {rss / 2**30:>7.2f} GiB")
     base = results[0][1] / results[0][2]
-    for name, n, s, _ in results[1:3]:
+    for name, n, s, _ in results[1:4]:
         print(f"{name} / keras: {(n / s) / base:.2f}x")
     card = export_card(PRETRAINED_INT8)
     if card:

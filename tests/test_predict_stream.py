@@ -120,6 +120,14 @@ def test_decoding_in_worker_processes_gives_the_same_csv(folder, tmp_path, monke
     assert predict.decode_workers(61) == 2
     assert main(["predict", str(folder), "--out", str(tmp_path / "workers.csv")]) == 3
     assert (tmp_path / "serial.csv").read_text() == (tmp_path / "workers.csv").read_text()
+    monkeypatch.setattr(predict, "PARALLEL_MIN_FILES", 10**9)  # too few files for the default: --workers asks
+    assert main(["predict", str(folder), "--out", str(tmp_path / "asked.csv"), "--workers", "3"]) == 3
+    assert (tmp_path / "serial.csv").read_text() == (tmp_path / "asked.csv").read_text()
+
+
+def test_bad_workers_is_exit_2(folder, capsys):
+    assert main(["predict", str(folder), "--workers", "-1"]) == 2
+    assert "--workers -1" in capsys.readouterr().err
 
 
 def test_workers_keep_the_pixel_cap_and_stop_with_the_generator(tmp_path):

@@ -13,7 +13,8 @@ DESCRIPTION = (
     "are converted to RGB (alpha dropped) and, when not 32x32 already, resized to 32x32 with\n"
     "Pillow's antialiased bicubic resampling, as the Python API does. Without --model the\n"
     "detector shipped with cifake is used (see the README's model card). Files are decoded and\n"
-    "scored in chunks of 4,096 (memory does not grow with the input), with a progress bar on a terminal.\n"
+    "scored in chunks of 4,096 (memory does not grow with the input), with a progress bar on a terminal;\n"
+    "from 4,096 files on, decoding runs in one worker process per core (--workers).\n"
     "Exit codes: 0 all scored; 3 some files unreadable (listed, skipped); 2 nothing to score."
 )
 EXAMPLE = "cifake predict photo.jpg more_photos/ --out predictions.csv"
@@ -39,6 +40,14 @@ def add_arguments(p) -> None:
         "--shard",
         metavar="K/N",
         help="score only the K-th of N deterministic shares of the sorted file list (run N jobs, K = 1..N)",
+    )
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        metavar="N",
+        help="processes that decode images while the model scores: 0 decodes on one thread beside it; "
+        "default: one per core for 4,096 files or more, else 0",
     )
     add_scoring_args(p)
 
@@ -107,6 +116,8 @@ def run(args) -> int:
     files = collect(args.paths, skipped)
     for path, why in skipped:
         print(f"warning: skipped {printable(path)}: {why}", file=sys.stderr)
+    if args.workers is not None and not 0 <= args.workers <= 256:
+        raise UserError(f"--workers {args.workers}: expected 0 (decode on one thread) to 256 processes")
     if args.shard:
         k, n = parse_shard(args.shard)
         total, files = len(files), shard(files, k, n)
@@ -165,7 +176,7 @@ def _score(files: list[str], detector, sink, args) -> tuple[int, int, int, int]:
         disable=not (args.out and sys.stderr.isatty()),  # a table on stdout is its own progress
     )
     with bar:
-        workers = decode_workers(len(files))
+        workers = decode_workers(len(files)) if args.workers is None else args.workers
         for rows, unreadable in score_chunks(files, detector, args.batch_size, args.tta, workers=workers):
             for path, why in unreadable:
                 bar.write(f"warning: skipped {printable(path)}: {why}", file=sys.stderr)
