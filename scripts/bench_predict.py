@@ -114,6 +114,8 @@ def main() -> None:
         for name, cmd in contenders:
             best, rss = float("inf"), 0
             for _ in range(args.repeats):
+                out.unlink(missing_ok=True)  # every contender writes a new file (cifake predict never
+                # replaces a CSV it did not write, such as the notebook's)
                 seconds, peak = run(cmd)
                 best, rss = min(best, seconds), max(rss, peak)
             results.append((name, rows_in(out), best, rss))
@@ -123,6 +125,7 @@ def main() -> None:
             files = sorted(folder.iterdir())
             for i in range(args.memory_files):
                 os.symlink(files[i % len(files)].resolve(), many / f"{i:07d}.jpg")
+            out.unlink(missing_ok=True)
             seconds, peak = run([*cifake, str(many), "--out", str(out)])
             results.append((f"cifake predict (default) on {args.memory_files:,} files", rows_in(out), seconds, peak))
 
