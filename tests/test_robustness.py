@@ -75,6 +75,16 @@ def test_calibrate_folds_the_temperature_into_a_new_checkpoint(run, capsys):
     assert np.allclose(q, apply_temperature(p, cal["temperature"], cal["bias"]), atol=1e-4)
     assert main(["evaluate", str(run), "--split", "train", "--calibrate"]) == 2
 
+    def val_report() -> dict:
+        return json.loads((run / "metrics.json").read_text())["evaluate"]["val"]
+
+    # the calibrated file evaluated again (threshold, battery) keeps the record of its calibration ...
+    assert main(["evaluate", str(run / "best-calibrated.keras"), "--split", "val", "--no-plots"]) == 0
+    assert val_report()["calibration"] == cal and val_report()["checkpoint"].endswith("best-calibrated.keras")
+    # ... which another checkpoint's evaluation does not inherit
+    assert main(["evaluate", str(run / "best.keras"), "--split", "val", "--no-plots"]) == 0
+    assert "calibration" not in val_report()
+
 
 def test_platt_fit_recovers_a_known_scale_and_shift():
     from cifake.models.calibrate import fit_platt

@@ -256,9 +256,16 @@ def read_metrics(metrics_file: Path) -> dict:
 def _merge_metrics(metrics_file: Path, split: str, report: dict) -> Path:
     """metrics.json gains (or replaces) its evaluate.<split> section; the trainer's figures stay; atomic."""
     existing = read_metrics(metrics_file)
+    made = existing.get("evaluate", {}).get(split, {}).get("calibration")
+    if "calibration" not in report and made and _same_file(made.get("checkpoint"), report.get("checkpoint")):
+        report["calibration"] = made  # the calibrated file, evaluated again, keeps the record of how it was made
     existing.setdefault("evaluate", {})[split] = report
     atomic_write_json(metrics_file, existing)
     return metrics_file
+
+
+def _same_file(a: str | None, b: str | None) -> bool:
+    return bool(a and b) and Path(a).resolve() == Path(b).resolve()
 
 
 def _refuse_fitting_off_val(calibrate: bool):
