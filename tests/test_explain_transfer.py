@@ -38,6 +38,23 @@ def test_gradcam_shape_and_input_dependence(name):
         assert not np.allclose(cams[0], cams[1])
 
 
+@pytest.mark.parametrize("stem", ["whiten", "conv", "none"])
+def test_gradcam_of_a_model_with_a_residual_stem(stem):
+    """Two stems merge before the convs (the shipped detector's graph): not a chain of layers."""
+    keras.utils.set_random_seed(0)
+    cfg = ModelConfig(stem=stem, stem_filters=8 if stem == "conv" else 0, residual_filters=4, filters=[8, 16])
+    model = build_model(cfg)
+    assert "stems" in [layer.name for layer in model.layers]
+    rng = np.random.default_rng(0)
+    x = np.stack([synth_image(rng, True), synth_image(rng, False)])
+    cams, p = gradcam(model, x)
+    h, w = find_target_layer(model).output.shape[1:3]
+    assert cams.shape == (2, h, w) and np.isfinite(cams).all() and cams.min() >= 0 and cams.max() <= 1
+    assert np.allclose(p, model.predict(x, verbose=0).ravel(), atol=1e-4)
+    cams_stem, _ = gradcam(model, x, "stems")  # a layer inside the branching part of the graph
+    assert cams_stem.shape[0] == 2 and np.isfinite(cams_stem).all()
+
+
 def test_gradcam_of_trained_like_model_changes_with_input():
     keras.utils.set_random_seed(1)  # an unseeded init can give an all-zero map (ReLU of a negative sum) for both
     model = build_model(ModelConfig(filters=[8, 16]))

@@ -48,33 +48,51 @@ def _split_chain(model, target):
 
 
 def gradcam(model, images: np.ndarray, layer_name: str | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """(heatmaps (N, h, w) in [0, 1] at the target layer's resolution, P(FAKE) (N,)) for uint8 images."""
+    """(heatmaps (N, h, w) in [0, 1] at the target layer's resolution, P(FAKE) (N,)) for uint8 images.
+
+    A target that is a layer of the model's own graph is read from a second functional model over
+    the same layers (any graph: branches such as a residual stem, merges); a nested backbone is run
+    layer by layer (``_split_chain``), since its inner tensors are not in the outer graph.
+    """
     keras = import_keras()
     tf = import_tf()
     layer = find_target_layer(model, layer_name)
     head = model.layers[-1]
     use_logit = isinstance(head, keras.layers.Dense) and head.units == 1
-    before, after = _split_chain(model, layer)
-    fmap = tf.convert_to_tensor(images, tf.float32)
-    for step in before:
-        fmap = step(fmap, training=False)
-    fmap = tf.cast(fmap, tf.float32)
+    x = tf.convert_to_tensor(images, tf.float32)
     with tf.GradientTape() as tape:
-        tape.watch(fmap)
-        last = fmap
-        for step in after[:-1] if use_logit else after:
-            last = step(last, training=False)
+        if isinstance(layer, keras.Model) or any(isinstance(sub, keras.Model) for sub in model.layers):
+            fmap, last = _run_chain(model, layer, x, tape, use_logit)
+        else:
+            reader = keras.Model(model.inputs, [layer.output, head.input if use_logit else model.output])
+            fmap, last = reader(x, training=False)  # the gradient is taken at this very tensor (any dtype)
         last = tf.cast(last, tf.float32)
         if use_logit:  # the head's pre-sigmoid value: its gradient does not vanish when the model is sure
             score = tf.matmul(last, tf.cast(head.kernel, tf.float32))[:, 0] + tf.cast(head.bias, tf.float32)[0]
         else:
             score = last[:, 0]
-    grads = tape.gradient(score, fmap)
+    grads = tf.cast(tape.gradient(score, fmap), tf.float32)
+    fmap = tf.cast(fmap, tf.float32)
     weights = tf.reduce_mean(grads, axis=(1, 2), keepdims=True)
     cam = tf.nn.relu(tf.reduce_sum(weights * fmap, axis=-1)).numpy()
     cam /= np.maximum(cam.max(axis=(1, 2), keepdims=True), 1e-12)
     p = tf.sigmoid(score).numpy() if use_logit else score.numpy()
     return cam, p
+
+
+def _run_chain(model, layer, x, tape, use_logit: bool):
+    """(the target's feature map, float32 and watched; the head's input or the output) for a chain of layers."""
+    tf = import_tf()
+    before, after = _split_chain(model, layer)
+    fmap = x
+    for step in before:
+        fmap = step(fmap, training=False)
+    fmap = tf.cast(fmap, tf.float32)
+    tape.watch(fmap)
+    last = fmap
+    for step in after[:-1] if use_logit else after:
+        last = step(last, training=False)
+    return fmap, last
 
 
 def overlay(image: np.ndarray, cam: np.ndarray, size: int = 256) -> np.ndarray:
