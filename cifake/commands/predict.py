@@ -13,7 +13,7 @@ DESCRIPTION = (
     "are converted to RGB (alpha dropped) and, when not 32x32 already, resized to 32x32 with\n"
     "Pillow's antialiased bicubic resampling, as the Python API does. Without --model the\n"
     "detector shipped with cifake is used (see the README's model card). Files are decoded and\n"
-    "scored in chunks of 4,096 (memory does not grow with the input), with a progress bar on a terminal;\n"
+    "scored in chunks (memory does not grow with the input), with a progress bar on a terminal;\n"
     "from 4,096 files on, decoding runs in one worker process per core (--workers).\n"
     "Exit codes: 0 all scored; 3 some files unreadable (listed, skipped); 2 nothing to score."
 )
@@ -113,11 +113,11 @@ def run(args) -> int:
     if args.out:
         check_out_file(Path(args.out))
     skipped: list[tuple[str, str]] = []
+    if args.workers is not None and not 0 <= args.workers <= 256:  # before walking any folder
+        raise UserError(f"--workers {args.workers}: expected 0 (decode on one thread) to 256 processes")
     files = collect(args.paths, skipped)
     for path, why in skipped:
         print(f"warning: skipped {printable(path)}: {why}", file=sys.stderr)
-    if args.workers is not None and not 0 <= args.workers <= 256:
-        raise UserError(f"--workers {args.workers}: expected 0 (decode on one thread) to 256 processes")
     if args.shard:
         k, n = parse_shard(args.shard)
         total, files = len(files), shard(files, k, n)

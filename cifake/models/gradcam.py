@@ -61,7 +61,7 @@ def gradcam(model, images: np.ndarray, layer_name: str | None = None) -> tuple[n
     use_logit = isinstance(head, keras.layers.Dense) and head.units == 1
     x = tf.convert_to_tensor(images, tf.float32)
     with tf.GradientTape() as tape:
-        if isinstance(layer, keras.Model) or any(isinstance(sub, keras.Model) for sub in model.layers):
+        if any(isinstance(sub, keras.Model) for sub in model.layers):  # the target among them
             fmap, last = _run_chain(model, layer, x, tape, use_logit)
         else:
             reader = keras.Model(model.inputs, [layer.output, head.input if use_logit else model.output])
