@@ -185,6 +185,16 @@ class TrainConfig:
         0.0, "linear warm-up from 0 to lr (cosine, triangle; onecycle uses 30% of the run)", min=0, max=100_000
     )
     label_smoothing: float = _f(0.0, "binary label smoothing", min=0, max=0.5)
+    teacher: list[str] = _f(
+        [],
+        "distillation: models (.keras, .tflite or run directories, trained on this run's split: one that saw a "
+        "validation image is refused) whose mean P(FAKE) on each clean training image goes into that image's "
+        "target, also for its augmented views; scored once, kept in RUN/teacher.npy; [] = off",
+        max_len=16,
+    )
+    distill_weight: float = _f(
+        0.5, "distillation: the teachers' share of the target, (1 - w) * label + w * P_teacher(FAKE)", min=0, max=1
+    )
     ema: float = _f(
         0.0,
         "weight averaging: momentum of an exponential moving average of the weights, updated every step, used "

@@ -27,6 +27,7 @@ def train_dataset(
     robust=None,
     alternate_flip: bool = False,
     total_epochs: int | None = None,
+    targets: np.ndarray | None = None,
 ):
     """Batches for epochs ``initial_epoch .. epochs-1``, ``ceil(N / batch_size)`` steps each.
 
@@ -39,6 +40,7 @@ def train_dataset(
     seeded by ``seed``, so each epoch shows every image the other way round from the last.
     ``total_epochs`` (default ``epochs``): the run's length, where ``robust.ease_off_epochs`` counts from.
     With ``robust.spare_extra`` the images of extra folders (``split.origin``) skip the robust augmentations.
+    ``targets`` (N,) (distillation): batches carry rows ``[label, target]`` instead of ``[label]``.
     """
     from .augment import any_robust, ease_factor, flip_shift, robust_batch
 
@@ -49,7 +51,10 @@ def train_dataset(
     n = len(split)
     steps = math.ceil(n / batch_size)
     images = tf.constant(split.images)
-    labels = tf.constant(split.labels.astype(np.float32))
+    labels = split.labels.astype(np.float32)[:, None]
+    if targets is not None:
+        labels = np.concatenate([labels, np.asarray(targets, np.float32).reshape(n, 1)], axis=1)
+    labels = tf.constant(labels)
     spare = tf.constant(split.from_extra()) if robust is not None and robust.spare_extra else None
 
     def epoch_batches(epoch):
@@ -71,7 +76,7 @@ def train_dataset(
         if robust is not None and any_robust(robust):
             robust_x = robust_batch(x, step_seed, robust, ease_factor(epoch, total_epochs or epochs, robust))
             x = robust_x if spare is None else tf.where(tf.gather(spare, idx)[:, None, None, None], x, robust_x)
-        return x, tf.gather(labels, idx)[:, None]
+        return x, tf.gather(labels, idx)
 
     return (
         tf.data.Dataset.range(initial_epoch, epochs)

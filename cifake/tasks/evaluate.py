@@ -31,7 +31,7 @@ from ..models.detector import (
     resolve_checkpoint,
 )
 from ..models.presets import PRETRAINED_DIR, outputs_for
-from ..training.rundir import DATA_FILE, run_config
+from ..training.rundir import run_config, split_grouped
 
 log = logging.getLogger(__name__)
 
@@ -140,15 +140,6 @@ def _split_data(checkpoint: Path, split: str | None, data_dir: str | None):
     return split, load_splits(data_cfg)[split], data_cfg, None, {}
 
 
-def _split_grouped(checkpoint: Path) -> bool:
-    """Whether the run that made ``checkpoint`` kept byte-identical files on one side of its split
-    (its data.json holds a split fingerprint); older runs and the shipped models split file by file."""
-    try:
-        return "split_fingerprint" in json.loads((checkpoint.parent / DATA_FILE).read_text())
-    except (OSError, ValueError, TypeError, RecursionError):
-        return False
-
-
 def twins_in_training(checkpoint: Path, split: str, data, data_dir: str | None, p, threshold: float) -> dict:
     """How many scored images are byte-identical to an image the run trained on, and the figures without
     them. On the test split the reference is the whole train folder (validation images were selected
@@ -157,7 +148,7 @@ def twins_in_training(checkpoint: Path, split: str, data, data_dir: str | None, 
     data_cfg = cfg.data if cfg else DataConfig()
     if data_dir:
         data_cfg.dir = data_dir
-    found = training_hashes(data_cfg, _split_grouped(checkpoint)) if data.hashes is not None else None
+    found = training_hashes(data_cfg, split_grouped(checkpoint)) if data.hashes is not None else None
     if found is None:
         return {"checked": False, "why": f"no {data_cfg.dir}/train/{{REAL,FAKE}} to compare with"}
     reference, against = (

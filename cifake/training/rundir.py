@@ -131,6 +131,15 @@ def check_same_data(run_dir: Path, now: dict) -> None:
         )
 
 
+def split_grouped(checkpoint: Path) -> bool:
+    """Whether the run that made ``checkpoint`` kept byte-identical files on one side of its split
+    (its data.json holds a split fingerprint); older runs and the shipped models split file by file."""
+    try:
+        return "split_fingerprint" in json.loads((checkpoint.parent / DATA_FILE).read_text())
+    except (OSError, ValueError, TypeError, RecursionError):
+        return False
+
+
 def run_config(checkpoint: Path):
     """The training Config when ``checkpoint`` sits in a run directory (or was exported from one), else None."""
     from ..config import config_from_dict, read_yaml

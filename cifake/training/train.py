@@ -27,6 +27,7 @@ from ..config import RESUMABLE_KEYS, Config, config_from_dict, load_config, read
 from ..models.detector import load_model_file
 from ..models.registry import describe, float32_copy, macs
 from .devices import build_for_replicas, cluster_from_env, setup_devices
+from .distill import TEACHER_FILE, loss_and_metrics, portable, save_scores, teacher_targets
 from .rundir import (
     COLUMNS,
     METRICS,
@@ -58,15 +59,11 @@ def make_optimizer(cfg):
 
 
 def compile_model(model, cfg) -> None:
+    loss, metrics = loss_and_metrics(cfg.train)
     model.compile(
         optimizer=make_optimizer(cfg),
-        loss=keras.losses.BinaryCrossentropy(label_smoothing=cfg.train.label_smoothing),
-        metrics=[
-            keras.metrics.BinaryAccuracy(name="accuracy"),
-            keras.metrics.Precision(name="precision"),
-            keras.metrics.Recall(name="recall"),
-            keras.metrics.AUC(name="auc"),
-        ],
+        loss=loss,
+        metrics=metrics,
         jit_compile={"auto": "auto", "on": True, "off": False}[cfg.train.jit_compile],
     )
 
@@ -97,8 +94,9 @@ def new_model(cfg, train_images):
     return model
 
 
-def training_batches(cfg, split, epochs: int, initial_epoch: int = 0):
-    """``data.train_dataset`` with every augment.* key of ``cfg`` applied, for epochs initial_epoch..epochs-1."""
+def training_batches(cfg, split, epochs: int, initial_epoch: int = 0, targets=None):
+    """``data.train_dataset`` with every augment.* key of ``cfg`` applied, for epochs initial_epoch..epochs-1
+    (``targets``: distillation's, ``distill.teacher_targets``)."""
     from ..data.pipelines import train_dataset
 
     return train_dataset(
@@ -109,6 +107,7 @@ def training_batches(cfg, split, epochs: int, initial_epoch: int = 0):
         initial_epoch=initial_epoch,
         augment=cfg.augment,
         total_epochs=cfg.train.epochs,
+        targets=targets,
     )
 
 
@@ -193,8 +192,12 @@ class EpochLogger(keras.callbacks.Callback):
             return
         if is_better(self.monitor, row[self.monitor], self.best):
             self.best, self.since = row[self.monitor], 0
-            # portable (float32 compute), with the averaged weights that were just validated (train.ema)
-            atomic_save(float32_copy(self.model, averaged_weights(self.model)), t.run_dir / "best.keras")
+            # portable (float32 compute), with the averaged weights that were just validated (train.ema);
+            # under distillation a copy compiled with the built-in loss and metrics (distill.portable)
+            weights = averaged_weights(self.model)
+            if weights is None and t.cfg.train.teacher:
+                weights = self.model.get_weights()
+            atomic_save(portable(float32_copy(self.model, weights), t.cfg.train), t.run_dir / "best.keras")
             mark = " *"
         else:
             self.since += 1
@@ -257,6 +260,7 @@ class Trainer:
         self.scratch = None if chief else Path(tempfile.mkdtemp(prefix="cifake-worker-"))
         self.strategy = self.devices = self.model = self.logger = None
         self.train_split = self.val_split = None
+        self.targets = self.teacher_p = None  # distillation (train.teacher): targets, the teachers' scores
         self.data_info: dict = {}
         self.steps_per_epoch = self.start_epoch = 0
         self.rows: list[dict[str, float]] = []
@@ -285,6 +289,9 @@ class Trainer:
         self._load_data()
         if self.resume:
             check_same_data(self.run_dir, self.data_info)
+        distilled = teacher_targets(cfg, self.train_split, self.val_split, self.run_dir if self.resume else None)
+        if distilled is not None:
+            self.targets, self.teacher_p = distilled
         with self.strategy.scope():
             self._model_and_history()
         self._prepare_run_dir()
@@ -352,6 +359,8 @@ class Trainer:
             self.run_dir = new_run_dir(cfg.train.runs_dir, cfg.train.name)
             atomic_write_text(self.run_dir / "config.yaml", versions_header() + cfg.to_yaml())
             write_data_info(self.run_dir, self.data_info)
+        if self.teacher_p is not None and not (self.run_dir / TEACHER_FILE).is_file():
+            save_scores(self.run_dir, self.teacher_p)
         elif self.config_changed:
             atomic_write_text(self.run_dir / "config.yaml", versions_header() + cfg.to_yaml())
 
@@ -401,7 +410,7 @@ class Trainer:
         ]
         with local_logs_for_multi_worker(strategy):
             self.model.fit(
-                distribute(lambda: training_batches(cfg, self.train_split, end, start), strategy),
+                distribute(lambda: training_batches(cfg, self.train_split, end, start, self.targets), strategy),
                 validation_data=distribute(lambda: eval_dataset(self.val_split, eval_batch), strategy),
                 validation_steps=math.ceil(len(self.val_split) / eval_batch),
                 epochs=end,
