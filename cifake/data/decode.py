@@ -75,6 +75,30 @@ def pil_decode(path: str) -> np.ndarray | None:
 
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+JPEG_SIGNATURE = b"\xff\xd8\xff"
+
+try:  # libjpeg-turbo called directly (simplejpeg): see small_jpeg
+    import simplejpeg as _simplejpeg
+except ImportError:  # a dependency, but without it Pillow reads every JPEG as before
+    _simplejpeg = None
+
+
+def small_jpeg(data: bytes) -> np.ndarray | None:
+    """A 32x32 colour (YCbCr) or grey JPEG without EXIF, decoded to RGB uint8 straight by libjpeg-turbo
+    (``simplejpeg``): about 5x faster than through Pillow (26 against 134 us a CIFAKE file, 2-core EPYC)
+    and the same pixels, as both run libjpeg-turbo with its accurate integer DCT and smooth upsampling
+    (tests compare them). None for anything else, which Pillow reads as before: another size (resized),
+    EXIF (orientation), CMYK, a damaged or truncated file (its own verdict), or no simplejpeg."""
+    if _simplejpeg is None or not data.startswith(JPEG_SIGNATURE):
+        return None
+    try:
+        h, w, colorspace, _ = _simplejpeg.decode_jpeg_header(data)
+        if (w, h) != (IMAGE_SIZE, IMAGE_SIZE) or colorspace not in ("YCbCr", "Gray") or b"Exif" in data:
+            return None
+        arr = _simplejpeg.decode_jpeg(data, colorspace="RGB", strict=True)
+    except ValueError:  # damaged: a warning counts as an error (strict), and Pillow gives the verdict
+        return None
+    return arr if arr.shape == (IMAGE_SIZE, IMAGE_SIZE, 3) else None
 
 
 def png_checksums(data: bytes) -> tuple[bytes, str]:

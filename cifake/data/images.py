@@ -3,11 +3,13 @@
 The one way every command reads images it did not make (predict, explain, serve, the Python API):
 headers first (``headers.open_header``), so files over the pixel or size cap are never decoded; then
 Pillow (first frame, EXIF orientation, RGB, antialiased bicubic resize to 32x32), so a file scores the
-same wherever it enters, and scoring with a LiteRT model never loads TensorFlow.
+same wherever it enters, and scoring with a LiteRT model never loads TensorFlow. A 32x32 JPEG without
+EXIF skips Pillow (``decode.small_jpeg``: libjpeg-turbo directly, the same pixels, ~4x faster).
 """
 
 from __future__ import annotations
 
+import io
 import os
 from pathlib import Path
 from typing import NamedTuple
@@ -18,7 +20,7 @@ from ..base import limits
 from ..base.errors import UserError
 from ..base.text import printable, shorten
 from . import headers
-from .decode import IMAGE_SIZE, pil_to_array
+from .decode import IMAGE_SIZE, JPEG_SIGNATURE, PNG_SIGNATURE, pil_to_array, png_checksums, small_jpeg
 
 # What counts as an image file, defined here only. In a dataset folder (train/ and test/, data.extra_*,
 # an archive, an evaluation folder of sources): the formats the training decoder reads directly
@@ -165,9 +167,11 @@ def read_image(path: str) -> tuple[np.ndarray | None, str, tuple[int, int]]:
     """
     if why := limits.file_size_problem(path):
         return None, why, (0, 0)
-    source, why = _png_checked(path)
+    source, why, jpeg = _opened(path)
     if why:
         return None, why, (0, 0)
+    if jpeg is not None and (arr := small_jpeg(jpeg)) is not None:  # the common case, without Pillow
+        return arr, "", (IMAGE_SIZE, IMAGE_SIZE)
     im, header = headers.open_header(source)
     if im is None:
         why = limits.size_problem(*header[:2]) if header else None
@@ -184,31 +188,30 @@ def read_image(path: str) -> tuple[np.ndarray | None, str, tuple[int, int]]:
     return arr, why, size
 
 
-def _png_checked(path: str):
-    """(``path``, or for a PNG with a repaired ancillary checksum its bytes (``decode.png_checksums``);
-    why a damaged PNG is not read, or "")."""
-    import io
-
-    from .decode import PNG_SIGNATURE, png_checksums
-
+def _opened(path: str):
+    """(what Pillow opens: ``path``, or for a PNG with a repaired ancillary checksum its bytes
+    (``decode.png_checksums``); why a damaged PNG is not read, or ""; a JPEG file's bytes, else None)."""
     try:
         with open(path, "rb") as f:
-            if f.read(len(PNG_SIGNATURE)) != PNG_SIGNATURE:
-                return path, ""
-            data = PNG_SIGNATURE + f.read()
+            head = f.read(len(PNG_SIGNATURE))
+            if head.startswith(JPEG_SIGNATURE):
+                return path, "", head + f.read()
+            if head != PNG_SIGNATURE:
+                return path, "", None
+            data = head + f.read()
     except OSError:
-        return path, ""  # the open that follows says why
+        return path, "", None  # the open that follows says why
     fixed, why = png_checksums(data)
     if why:
-        return path, why
-    return (path if fixed is data else io.BytesIO(fixed)), ""
+        return path, why, None
+    return (path if fixed is data else io.BytesIO(fixed)), "", None
 
 
 def load_images(files: list[str]) -> Loaded:
     """The readable images of ``files`` at 32x32, their original sizes, and why the others were skipped.
 
     Each file is read by ``read_image`` (caps from its header before any pixel is decoded; Pillow:
-    first frame, EXIF orientation, RGB, antialiased bicubic resize), one after another: for images
+    first frame, EXIF orientation, RGB, antialiased bicubic resize; 32x32 JPEGs: ``decode.small_jpeg``), one after another: for images
     this small the work is Python's, under the GIL, and a thread pool made it 2.4x slower (176 against
     74 us a file on 2 cores). TensorFlow is not involved, so scoring with a LiteRT model never loads it.
     """
