@@ -118,11 +118,34 @@ def test_decoding_in_worker_processes_gives_the_same_csv(folder, tmp_path, monke
     monkeypatch.setattr(predict, "PARALLEL_CHUNK_FILES", 7)  # 61 files -> 9 chunks over the workers
     monkeypatch.setattr(predict.os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
     assert predict.decode_workers(61) == 2
+    monkeypatch.setattr(predict, "SLOW_DECODE_SECONDS", 0.0)  # every decode counts as slow: workers
     assert main(["predict", str(folder), "--out", str(tmp_path / "workers.csv")]) == 3
     assert (tmp_path / "serial.csv").read_text() == (tmp_path / "workers.csv").read_text()
     monkeypatch.setattr(predict, "PARALLEL_MIN_FILES", 10**9)  # too few files for the default: --workers asks
     assert main(["predict", str(folder), "--out", str(tmp_path / "asked.csv"), "--workers", "3"]) == 3
     assert (tmp_path / "serial.csv").read_text() == (tmp_path / "asked.csv").read_text()
+
+
+def test_fast_decoding_stays_on_the_thread_slow_decoding_goes_to_workers(tmp_path, monkeypatch):
+    files = []
+    for i in range(9):
+        files.append(str(tmp_path / f"{i}.png"))
+        Image.fromarray(np.full((32, 32, 3), 20 * i, np.uint8)).save(files[-1])
+    monkeypatch.setattr(predict, "PARALLEL_MIN_FILES", 1)
+    monkeypatch.setattr(predict, "PARALLEL_CHUNK_FILES", 3)
+    monkeypatch.setattr(predict.os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    pools = []
+    real = predict.ProcessPoolExecutor
+    monkeypatch.setattr(predict, "ProcessPoolExecutor", lambda *a, **k: pools.append(a) or real(*a, **k))
+    monkeypatch.setattr(predict, "SLOW_DECODE_SECONDS", 10.0)  # nothing is that slow: the thread decodes
+    fast = list(predict.loaded_chunks(files, workers=predict.AUTO))
+    assert pools == []
+    monkeypatch.setattr(predict, "SLOW_DECODE_SECONDS", 0.0)
+    slow = list(predict.loaded_chunks(files, workers=predict.AUTO))
+    assert pools == [(2,)]  # the first chunk was timed here, the rest went to one process per core
+    for a, b in ((fast, slow), (slow, [predict.load_images(files)])):
+        assert [f for c in a for f in c.ok] == [f for c in b for f in c.ok] == files
+        np.testing.assert_array_equal(np.concatenate([c.images for c in a]), np.concatenate([c.images for c in b]))
 
 
 def test_bad_workers_is_exit_2(folder, capsys):
