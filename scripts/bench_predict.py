@@ -11,8 +11,9 @@ process, timed from process start to CSV written, with its peak resident memory:
                  (the notebook's way)
   cifake keras   cifake predict FOLDER --model pretrained --out CSV (the same Keras model)
   cifake int8    cifake predict FOLDER --out CSV (the default: the shipped int8 LiteRT export)
-  one decoder    the same with --workers 0: files decoded on one thread beside the model, not in
-                 one worker process per core (what the default does from 4,096 files on)
+  one decoder    the same with --workers 0: files always decoded on one thread beside the model
+                 (the default times its first 1,024 files and moves the rest to one worker process
+                 per core only when they were slow, as photos are and CIFAKE's JPEGs are not)
 Each runs --repeats times; the best time counts. --memory-files N adds one run of the default
 `cifake predict` on N files (links to the same JPEGs) and prints its peak memory, to show that it
 does not grow with the input. Prints the machine, images/s and the ratios.
