@@ -14,6 +14,7 @@ import pytest
 
 from cifake.base.errors import UserError
 from cifake.cli import main
+from cifake.config import load_config
 from cifake.data.listing import Split, load_splits
 from cifake.data.pipelines import train_dataset
 from cifake.models.detector import Detector
@@ -121,8 +122,18 @@ def test_distilled_run_scores_once_resumes_and_saves_a_plain_model(data_dir, tea
     fake_share = float((train.labels == 1).mean())
     assert f"teachers agree with {fake_share:.2%}" in caplog.text  # every score 0.5: FAKE for all
     np.testing.assert_array_equal(np.load(student / TEACHER_FILE), 0.5)
+
     with open(student / "results.csv") as f:
         assert len(list(csv.DictReader(f))) == 2
+
+    # a resume that lost teacher.npy scores again, keeps the scores, and still records the new length
+    (student / "metrics.json").unlink()
+    (student / TEACHER_FILE).unlink()
+    caplog.clear()
+    assert main(["train", "--resume", str(student), "train.epochs=3"]) == 0
+    assert "teacher.npy is missing" in caplog.text and "distillation: teacher 1/1" in caplog.text
+    np.testing.assert_allclose(np.load(student / TEACHER_FILE), p, atol=1e-5)
+    assert load_config(student / "config.yaml").train.epochs == 3
 
     # best.keras loads in a Python that never imported cifake (no custom loss or metric in it)
     code = f"import keras; m = keras.models.load_model({str(student / 'best.keras')!r}); print(m.output.shape)"

@@ -359,10 +359,10 @@ class Trainer:
             self.run_dir = new_run_dir(cfg.train.runs_dir, cfg.train.name)
             atomic_write_text(self.run_dir / "config.yaml", versions_header() + cfg.to_yaml())
             write_data_info(self.run_dir, self.data_info)
-        if self.teacher_p is not None and not (self.run_dir / TEACHER_FILE).is_file():
-            save_scores(self.run_dir, self.teacher_p)
         elif self.config_changed:
             atomic_write_text(self.run_dir / "config.yaml", versions_header() + cfg.to_yaml())
+        if self.teacher_p is not None and not (self.run_dir / TEACHER_FILE).is_file():
+            save_scores(self.run_dir, self.teacher_p)  # new, or scored again for a resume that lost it
 
     # --- fit --------------------------------------------------------------------------------------
 
