@@ -152,6 +152,31 @@ def test_a_teacher_that_saw_validation_images_is_refused(data_dir, tmp_path, cap
     assert not (tmp_path / "r2").exists() or not any((tmp_path / "r2").iterdir())  # nothing was started
 
 
+def test_a_damaged_teacher_file_is_a_user_error(tmp_path):
+    from types import SimpleNamespace
+
+    from cifake.training.distill import teacher_targets
+
+    split = Split(np.zeros((3, 32, 32, 3), np.uint8), np.array([0, 1, 1], np.int32), ["a", "b", "c"])
+    cfg = SimpleNamespace(train=SimpleNamespace(teacher=["t.keras"], distill_weight=0.5))
+    for content, why in (
+        (b"not numpy", "damaged"),
+        (np.array([0.1, 0.2], np.float32), "holds 2 teacher scores for 3"),
+        (np.array([0.1, np.nan, 0.3], np.float32), "not probabilities"),
+    ):
+        f = tmp_path / TEACHER_FILE
+        if isinstance(content, bytes):
+            f.write_bytes(content)
+        else:
+            np.save(f, content)
+        with pytest.raises(UserError, match=why):
+            teacher_targets(cfg, split, split, tmp_path)
+    np.save(tmp_path / TEACHER_FILE, np.array([0.2, 0.9, 0.4], np.float32))
+    targets, p = teacher_targets(cfg, split, split, tmp_path)
+    np.testing.assert_allclose(targets, [0.1, 0.95, 0.7], atol=1e-6)
+    np.testing.assert_allclose(p, [0.2, 0.9, 0.4])
+
+
 def test_a_teacher_without_a_run_is_refused(tmp_path):
     from cifake.training.distill import check_teacher
 

@@ -151,12 +151,17 @@ def teacher_targets(cfg, train: Split, val: Split, run_dir: Path | None) -> tupl
         return None
     kept = run_dir / TEACHER_FILE if run_dir is not None else None
     if kept is not None and kept.is_file():
-        p = np.load(kept)
+        try:
+            p = np.load(kept, allow_pickle=False)
+        except (ValueError, OSError, EOFError):
+            raise UserError(f"{kept} is damaged; delete it and resume to score the training images again") from None
         if p.shape != (len(train),):
             raise UserError(
                 f"{kept} holds {p.shape[0] if p.ndim else 0:,} teacher scores for {len(train):,} training images: "
                 "it belongs to another split; delete it to score the images again"
             )
+        if not (np.isfinite(p).all() and p.min(initial=0.0) >= 0 and p.max(initial=0.0) <= 1):
+            raise UserError(f"{kept} holds values that are not probabilities; delete it to score the images again")
     else:
         if kept is not None:
             log.warning(f"note: {kept} is missing: the teachers score the training images again")
