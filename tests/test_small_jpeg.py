@@ -11,6 +11,7 @@ import pytest
 from PIL import Image
 
 import cifake.data.decode as decode
+import cifake.data.images as images
 from cifake.data.decode import small_jpeg
 from cifake.data.images import load_images, read_image
 
@@ -78,22 +79,27 @@ def test_files_read_the_same_with_and_without_the_fast_path(tmp_path: Path, monk
     files.append(str(f))
     (f := tmp_path / "noise.jpg").write_bytes(b"\xff\xd8\xff" + bytes(200))
     files.append(str(f))
+    padded = _jpeg(_picture(8))  # a 32x32 JPEG with a large comment: too big for the fast path's read
+    comment = b"\xff\xfe\xff\xff" + bytes(65533)  # COM segments of the largest length, twice
+    (f := tmp_path / "padded.jpg").write_bytes(padded[:2] + comment * 2 + padded[2:])
+    files.append(str(f))
 
+    assert small_jpeg((tmp_path / "padded.jpg").read_bytes()) is not None  # decodable: only too large to read
+    assert images._opened(str(tmp_path / "padded.jpg"))[2] is None  # so Pillow reads it, from the path
+    assert images._opened(files[0])[2] == Path(files[0]).read_bytes()
     fast = load_images(files)
     monkeypatch.setattr(decode, "_simplejpeg", None)
     slow = load_images(files)
     assert fast.ok == slow.ok and fast.sizes == slow.sizes and fast.unreadable == slow.unreadable
     np.testing.assert_array_equal(fast.images, slow.images)
     assert str(tmp_path / "noise.jpg") in dict(slow.unreadable)
+    assert str(tmp_path / "padded.jpg") in fast.ok
     assert read_image(str(tmp_path / "rotated.jpg"))[2] == (32, 20)  # stored 20x32, shown upright
 
 
 def test_the_fast_path_is_taken_for_cifake_sized_jpegs(tmp_path: Path, monkeypatch):
     (f := tmp_path / "a.jpg").write_bytes(_jpeg(_picture(3)))
     called = []
-    monkeypatch.setattr(decode, "pil_to_array", lambda *a, **k: called.append(1))
-    import cifake.data.images as images
-
     monkeypatch.setattr(images, "pil_to_array", lambda *a, **k: called.append(1))
     arr, why, size = read_image(str(f))
     assert why == "" and size == (32, 32) and not called

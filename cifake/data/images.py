@@ -188,14 +188,19 @@ def read_image(path: str) -> tuple[np.ndarray | None, str, tuple[int, int]]:
     return arr, why, size
 
 
+SMALL_JPEG_BYTES = 1 << 16  # a 32x32 JPEG is a few KB even at quality 100; larger files are not read twice
+
+
 def _opened(path: str):
     """(what Pillow opens: ``path``, or for a PNG with a repaired ancillary checksum its bytes
-    (``decode.png_checksums``); why a damaged PNG is not read, or ""; a JPEG file's bytes, else None)."""
+    (``decode.png_checksums``); why a damaged PNG is not read, or ""; the bytes of a JPEG file of at most
+    ``SMALL_JPEG_BYTES``, else None)."""
     try:
         with open(path, "rb") as f:
             head = f.read(len(PNG_SIGNATURE))
-            if head.startswith(JPEG_SIGNATURE):
-                return path, "", head + f.read()
+            if head.startswith(JPEG_SIGNATURE):  # small enough to be 32x32: its bytes; a photo: Pillow's way
+                data = head + f.read(SMALL_JPEG_BYTES)
+                return path, "", (data if not f.read(1) else None)
             if head != PNG_SIGNATURE:
                 return path, "", None
             data = head + f.read()
