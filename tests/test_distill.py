@@ -155,7 +155,7 @@ def test_a_teacher_that_saw_validation_images_is_refused(data_dir, tmp_path, cap
 def test_a_damaged_teacher_file_is_a_user_error(tmp_path):
     from types import SimpleNamespace
 
-    from cifake.training.distill import teacher_targets
+    from cifake.training.distill import run_scores
 
     split = Split(np.zeros((3, 32, 32, 3), np.uint8), np.array([0, 1, 1], np.int32), ["a", "b", "c"])
     cfg = SimpleNamespace(train=SimpleNamespace(teacher=["t.keras"], distill_weight=0.5))
@@ -170,10 +170,10 @@ def test_a_damaged_teacher_file_is_a_user_error(tmp_path):
         else:
             np.save(f, content)
         with pytest.raises(UserError, match=why):
-            teacher_targets(cfg, split, split, tmp_path)
+            run_scores(cfg, split, split, tmp_path)
     np.save(tmp_path / TEACHER_FILE, np.array([0.2, 0.9, 0.4], np.float32))
-    targets, p = teacher_targets(cfg, split, split, tmp_path)
-    np.testing.assert_allclose(targets, [0.1, 0.95, 0.7], atol=1e-6)
+    p = run_scores(cfg, split, split, tmp_path)
+    np.testing.assert_allclose(mixed_targets(split.labels, p, 0.5), [0.1, 0.95, 0.7], atol=1e-6)
     np.testing.assert_allclose(p, [0.2, 0.9, 0.4])
 
 

@@ -12,7 +12,7 @@ training images would carry what it learned from them into training.
 Keras sees rows ``[label, target]``: the loss reads the target, the metrics (accuracy, precision,
 recall, AUC) the label, so results.csv keeps meaning what it says. Validation batches hold the label
 alone, which both read. The loss and metric classes are registered (``cifake>...``) so ``last.keras``
-resumes; ``best.keras`` is a copy compiled with the built-in ones (``portable``), loadable without cifake.
+resumes; ``best.keras`` is a copy compiled with the built-in ones (``best_copy``), loadable without cifake.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from ..base.tfutil import import_keras
 from ..data.dedup import twins
 from ..data.listing import Split, training_hashes
 from ..models.detector import Detector
+from ..models.registry import float32_copy
 from .rundir import run_config, split_grouped
 
 keras = import_keras()
@@ -65,36 +66,35 @@ def _on_label(base):
     return keras.saving.register_keras_serializable(package="cifake")(OnLabel)
 
 
-LabelAccuracy = _on_label(keras.metrics.BinaryAccuracy)
-LabelPrecision = _on_label(keras.metrics.Precision)
-LabelRecall = _on_label(keras.metrics.Recall)
-LabelAUC = _on_label(keras.metrics.AUC)
+# results.csv's metrics (``rundir.METRICS`` after the loss): Keras' classes, and their twins reading the label
+_BUILT_IN = {
+    "accuracy": keras.metrics.BinaryAccuracy,
+    "precision": keras.metrics.Precision,
+    "recall": keras.metrics.Recall,
+    "auc": keras.metrics.AUC,
+}
+_ON_LABEL = {name: _on_label(cls) for name, cls in _BUILT_IN.items()}
+LabelAccuracy, LabelPrecision, LabelRecall, LabelAUC = _ON_LABEL.values()
 
 
-def loss_and_metrics(train_cfg, distilled: bool | None = None) -> tuple:
-    """(loss, metrics) for ``model.compile``: built-in ones, or their distillation twins with
-    ``train.teacher`` (``distilled`` overrides)."""
-    if not (train_cfg.teacher if distilled is None else distilled):
-        return keras.losses.BinaryCrossentropy(label_smoothing=train_cfg.label_smoothing), [
-            keras.metrics.BinaryAccuracy(name="accuracy"),
-            keras.metrics.Precision(name="precision"),
-            keras.metrics.Recall(name="recall"),
-            keras.metrics.AUC(name="auc"),
-        ]
-    return TargetCrossentropy(label_smoothing=train_cfg.label_smoothing), [
-        LabelAccuracy(name="accuracy"),
-        LabelPrecision(name="precision"),
-        LabelRecall(name="recall"),
-        LabelAUC(name="auc"),
-    ]
+def loss_and_metrics(label_smoothing: float, distilled: bool) -> tuple:
+    """(loss, metrics) for ``model.compile``: Keras' built-in ones, or (``distilled``) their twins that
+    read ``[label, target]`` rows."""
+    if distilled:
+        return TargetCrossentropy(label_smoothing), [cls(name=name) for name, cls in _ON_LABEL.items()]
+    loss = keras.losses.BinaryCrossentropy(label_smoothing=label_smoothing)
+    return loss, [cls(name=name) for name, cls in _BUILT_IN.items()]
 
 
-def portable(copy, train_cfg):
-    """``copy`` (the model best.keras saves, a clone) recompiled with the built-in loss and metrics under
-    distillation, so that ``keras.models.load_model`` reads best.keras without cifake's classes."""
-    if train_cfg.teacher:
-        loss, metrics = loss_and_metrics(train_cfg, distilled=False)
-        copy.compile(optimizer=copy.optimizer, loss=loss, metrics=metrics)
+def best_copy(model, weights, train_cfg):
+    """What best.keras saves: ``float32_copy(model, weights)``; under distillation always a copy,
+    recompiled with the built-in loss and metrics, so that ``keras.models.load_model`` reads it
+    without cifake's classes."""
+    if not train_cfg.teacher:
+        return float32_copy(model, weights)
+    copy = float32_copy(model, model.get_weights() if weights is None else weights)
+    loss, metrics = loss_and_metrics(train_cfg.label_smoothing, distilled=False)
+    copy.compile(optimizer=copy.optimizer, loss=loss, metrics=metrics)
     return copy
 
 
@@ -143,9 +143,10 @@ def teacher_scores(teachers: list[str], train: Split, val: Split, batch_size: in
     return (total / len(loaded)).astype(np.float32)
 
 
-def teacher_targets(cfg, train: Split, val: Split, run_dir: Path | None) -> tuple[np.ndarray, np.ndarray] | None:
-    """(training targets, the teachers' scores) of a run with ``train.teacher``, None without: the scores
-    from ``run_dir``'s teacher.npy when resuming, else scored now; ``save_scores`` keeps them."""
+def run_scores(cfg, train: Split, val: Split, run_dir: Path | None) -> np.ndarray | None:
+    """The teachers' scores of a run with ``train.teacher`` (None without): from ``run_dir``'s
+    teacher.npy when resuming, else scored now; ``save_scores`` keeps them, ``mixed_targets`` makes
+    the targets of them."""
     t = cfg.train
     if not t.teacher:
         return None
@@ -171,10 +172,10 @@ def teacher_targets(cfg, train: Split, val: Split, run_dir: Path | None) -> tupl
         f"distillation: targets (1 - {t.distill_weight:g}) * label + {t.distill_weight:g} * P_teacher(FAKE); "
         f"the teachers agree with {agree:.2%} of the training labels"
     )
-    return mixed_targets(train.labels, p, t.distill_weight), p
+    return p
 
 
 def save_scores(run_dir: Path, p: np.ndarray) -> None:
-    """Keep the teachers' scores in the run directory (what ``teacher_targets`` reads on resume)."""
+    """Keep the teachers' scores in the run directory (what ``run_scores`` reads on resume)."""
     with atomic_open(run_dir / TEACHER_FILE, "wb") as f:
         np.save(f, p.astype(np.float32))

@@ -25,9 +25,9 @@ from ..base.text import shorten
 from ..base.tfutil import import_keras
 from ..config import RESUMABLE_KEYS, Config, config_from_dict, load_config, read_yaml, resolve
 from ..models.detector import load_model_file
-from ..models.registry import describe, float32_copy, macs
+from ..models.registry import describe, macs
 from .devices import build_for_replicas, cluster_from_env, setup_devices
-from .distill import TEACHER_FILE, loss_and_metrics, portable, save_scores, teacher_targets
+from .distill import TEACHER_FILE, best_copy, loss_and_metrics, mixed_targets, run_scores, save_scores
 from .rundir import (
     COLUMNS,
     METRICS,
@@ -59,7 +59,7 @@ def make_optimizer(cfg):
 
 
 def compile_model(model, cfg) -> None:
-    loss, metrics = loss_and_metrics(cfg.train)
+    loss, metrics = loss_and_metrics(cfg.train.label_smoothing, distilled=bool(cfg.train.teacher))
     model.compile(
         optimizer=make_optimizer(cfg),
         loss=loss,
@@ -94,11 +94,12 @@ def new_model(cfg, train_images):
     return model
 
 
-def training_batches(cfg, split, epochs: int, initial_epoch: int = 0, targets=None):
+def training_batches(cfg, split, epochs: int, initial_epoch: int = 0, teacher_p=None):
     """``data.train_dataset`` with every augment.* key of ``cfg`` applied, for epochs initial_epoch..epochs-1
-    (``targets``: distillation's, ``distill.teacher_targets``)."""
+    (``teacher_p``: the teachers' scores of ``split``, ``distill.run_scores``, mixed into the targets)."""
     from ..data.pipelines import train_dataset
 
+    targets = None if teacher_p is None else mixed_targets(split.labels, teacher_p, cfg.train.distill_weight)
     return train_dataset(
         split,
         cfg.train.batch_size,
@@ -192,12 +193,9 @@ class EpochLogger(keras.callbacks.Callback):
             return
         if is_better(self.monitor, row[self.monitor], self.best):
             self.best, self.since = row[self.monitor], 0
-            # portable (float32 compute), with the averaged weights that were just validated (train.ema);
-            # under distillation a copy compiled with the built-in loss and metrics (distill.portable)
-            weights = averaged_weights(self.model)
-            if weights is None and t.cfg.train.teacher:
-                weights = self.model.get_weights()
-            atomic_save(portable(float32_copy(self.model, weights), t.cfg.train), t.run_dir / "best.keras")
+            # portable (float32 compute, built-in loss and metrics under distillation), with the averaged
+            # weights that were just validated (train.ema)
+            atomic_save(best_copy(self.model, averaged_weights(self.model), t.cfg.train), t.run_dir / "best.keras")
             mark = " *"
         else:
             self.since += 1
@@ -260,7 +258,7 @@ class Trainer:
         self.scratch = None if chief else Path(tempfile.mkdtemp(prefix="cifake-worker-"))
         self.strategy = self.devices = self.model = self.logger = None
         self.train_split = self.val_split = None
-        self.targets = self.teacher_p = None  # distillation (train.teacher): targets, the teachers' scores
+        self.teacher_p = None  # distillation (train.teacher): the teachers' scores of the training split
         self.data_info: dict = {}
         self.steps_per_epoch = self.start_epoch = 0
         self.rows: list[dict[str, float]] = []
@@ -289,9 +287,7 @@ class Trainer:
         self._load_data()
         if self.resume:
             check_same_data(self.run_dir, self.data_info)
-        distilled = teacher_targets(cfg, self.train_split, self.val_split, self.run_dir if self.resume else None)
-        if distilled is not None:
-            self.targets, self.teacher_p = distilled
+        self.teacher_p = run_scores(cfg, self.train_split, self.val_split, self.run_dir if self.resume else None)
         with self.strategy.scope():
             self._model_and_history()
         self._prepare_run_dir()
@@ -410,7 +406,7 @@ class Trainer:
         ]
         with local_logs_for_multi_worker(strategy):
             self.model.fit(
-                distribute(lambda: training_batches(cfg, self.train_split, end, start, self.targets), strategy),
+                distribute(lambda: training_batches(cfg, self.train_split, end, start, self.teacher_p), strategy),
                 validation_data=distribute(lambda: eval_dataset(self.val_split, eval_batch), strategy),
                 validation_steps=math.ceil(len(self.val_split) / eval_batch),
                 epochs=end,
